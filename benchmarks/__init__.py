@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks; each writes a JSON result under benchmarks/results/."""

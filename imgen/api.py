@@ -1,0 +1,162 @@
+"""The Python API: `load()` a checkpoint, then `generate` images from prompts.
+
+    from imgen import load
+    pipe = load()                                   # the bundled checkpoint
+    images = pipe.generate(["a red circle"], seed=0)   # list of PIL images
+
+A checkpoint is a folder with `tokenizer.safetensors` (the VQ image tokenizer)
+and `generator.safetensors` (the transformer, with the prompt tokenizer in its
+metadata). The CLI calls exactly these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
+from imgen.model import Generator, GPTConfig
+from imgen.sampler import SamplerConfig, sample_tokens
+from imgen.text import PromptEncoder
+from imgen.tokenizer import VQTokenizer
+
+BUNDLED = Path(__file__).parent / "checkpoints" / "default"
+TOKENIZER_FILE, GENERATOR_FILE = "tokenizer.safetensors", "generator.safetensors"
+
+# callback(phase, step, total, preview image per prompt)
+PreviewCallback = Callable[[str, int, int, list[Image.Image]], None]
+
+
+class ModelUnavailableError(RuntimeError):
+    """No usable checkpoint at the requested place; the message says what to do."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_generator(model: Generator, prompts: PromptEncoder, path: Path, extra: dict[str, str] | None = None) -> None:
+    """Write the generator (16-bit or fp32 as its weights are) with config and prompt tokenizer in the header."""
+    from imgen.checkpoints import save_checkpoint
+
+    metadata = {
+        "kind": "imgen-generator",
+        "format_version": "1",
+        "config": model.config.to_json(),
+        "text_tokenizer": prompts.to_json(),
+        **(extra or {}),
+    }
+    save_checkpoint(path, {k: v.detach() for k, v in model.state_dict().items()}, metadata)
+
+
+def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]]:
+    """Rebuild the generator and its prompt encoder from one safetensors file (strict)."""
+    tensors, metadata = load_checkpoint(path)
+    if metadata.get("kind") != "imgen-generator":
+        raise CheckpointError(f"{path}: not an imgen generator checkpoint (kind={metadata.get('kind')!r})")
+    config = GPTConfig.from_json(metadata["config"])
+    model = Generator(config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match the config ({first})") from None
+    prompts = PromptEncoder.from_json(metadata["text_tokenizer"], max_length=config.text_len)
+    return model.eval(), prompts, metadata
+
+
+@dataclass
+class Pipeline:
+    """A loaded checkpoint: image tokenizer, generator and prompt encoder."""
+
+    tokenizer: VQTokenizer
+    generator: Generator
+    prompts: PromptEncoder
+    name: str
+    sha256: str
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    @property
+    def image_size(self) -> int:
+        return self.tokenizer.config.image_size
+
+    def unknown_words(self, prompt: str) -> list[str]:
+        return self.prompts.unknown_words(prompt)
+
+    def _text_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        text = torch.tensor([self.prompts.encode(p) for p in prompts], dtype=torch.long)
+        null = torch.tensor([self.prompts.encode("")], dtype=torch.long)
+        return text, null
+
+    @torch.no_grad()
+    def decode(self, coarse: torch.Tensor, detail: torch.Tensor | None) -> list[Image.Image]:
+        """Token grids -> PIL images (detail None gives the coarse preview)."""
+        g = self.generator.config
+        c = coarse.clamp(0, g.coarse_vocab - 1).view(-1, g.coarse_grid, g.coarse_grid)
+        d = None if detail is None else detail.clamp(0, g.detail_vocab - 1).view(-1, g.detail_grid, g.detail_grid)
+        pixels = self.tokenizer.decode(c, d)  # (B, 3, H, W) in [0, 1]
+        array = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return [Image.fromarray(a) for a in array]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[str] | str,
+        seed: int = 0,
+        sampler: SamplerConfig | None = None,
+        seeds: list[int] | None = None,
+        callback: PreviewCallback | None = None,
+    ) -> list[Image.Image]:
+        """One image per prompt; prompt i uses seed `seed + i` unless `seeds` are given."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            return []
+        for prompt in prompts:
+            if not prompt.strip():
+                raise ValueError("the prompt is empty")
+        seeds = seeds if seeds is not None else [seed + i for i in range(len(prompts))]
+        text, null = self._text_ids(prompts)
+        progress = None
+        if callback is not None:
+
+            def progress(phase: str, step: int, total: int, coarse: torch.Tensor, detail: torch.Tensor) -> None:
+                if phase == "coarse":
+                    callback(phase, step, total, self.decode(coarse, None))
+                else:
+                    callback(phase, step, total, self.decode(coarse, detail.clamp_min(0)))
+
+        coarse, detail = sample_tokens(self.generator, text, null, sampler or self.sampler, seeds, callback=progress)
+        return self.decode(coarse, detail)
+
+
+def resolve_checkpoint(model: str | Path | None) -> Path:
+    """A checkpoint folder from a name or path (`None` or "default" is the bundled one)."""
+    folder = BUNDLED if model is None or str(model) == "default" else Path(model)
+    if folder.is_file():
+        folder = folder.parent
+    if not (folder / GENERATOR_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+        raise ModelUnavailableError(
+            f"no checkpoint at {folder}: expected {TOKENIZER_FILE} and {GENERATOR_FILE} in that folder"
+        )
+    return folder
+
+
+def load(model: str | Path | None = None, threads: int | None = None) -> Pipeline:
+    """Load a checkpoint folder (default: the bundled one) into a ready `Pipeline`."""
+    if threads:
+        torch.set_num_threads(threads)
+    folder = resolve_checkpoint(model)
+    tokenizer = load_tokenizer(folder / TOKENIZER_FILE).eval()
+    generator, prompts, _ = load_generator(folder / GENERATOR_FILE)
+    digest = file_sha256(folder / GENERATOR_FILE)
+    name = "default" if folder == BUNDLED else folder.name
+    return Pipeline(tokenizer=tokenizer, generator=generator, prompts=prompts, name=name, sha256=digest)

@@ -1,0 +1,152 @@
+"""Checkpoint files: safetensors only, the model config in the header, strict loading.
+
+Why safetensors and nothing else: a checkpoint may come from a download or a
+colleague, and formats that serialise Python objects run code when loaded. A
+safetensors file holds raw tensors plus a string-to-string `__metadata__`
+header, which is where the config (as JSON) goes, so every file rebuilds its
+own model without side files.
+
+Every failure to read a file (missing, truncated, corrupt header, not a
+safetensors file at all, a header whose config does not parse, weights that do
+not match the config) becomes a `CheckpointError` with one line that names the
+file, so the CLI can print it and exit with code 3 instead of a traceback.
+
+Writes are atomic: a temporary file in the target folder, then `os.replace`, so
+an interrupted save never leaves a half-written checkpoint where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from imgen.tokenizer.config import VQConfig
+from imgen.tokenizer.model import VQTokenizer
+
+TOKENIZER_KIND = "imgen-vq"
+TOKENIZER_FORMAT_VERSION = "1"
+_CAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit its model; the message is one line."""
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    dtype: str | torch.dtype | None = None,
+) -> Path:
+    """Write `tensors` and string `metadata` to `path` atomically.
+
+    `dtype` ("bf16"/"fp16" or a torch dtype) casts floating-point tensors, e.g. to
+    halve the size of a bundled checkpoint; loaders cast back to fp32.
+    """
+    target = Path(path)
+    cast = _CAST_DTYPES.get(dtype) if isinstance(dtype, str) else dtype
+    if isinstance(dtype, str) and cast is None:
+        raise ValueError(f"unknown checkpoint dtype {dtype!r}; use bf16 or fp16")
+    bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"checkpoint metadata values must be strings (JSON-encode structures): {bad}")
+    prepared: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        t = tensor.detach().cpu()
+        if cast is not None and t.is_floating_point():
+            t = t.to(cast)
+        # contiguous copies: safetensors refuses strided (channels_last) and memory-sharing tensors
+        prepared[name] = t.contiguous().clone()
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(handle)
+    try:
+        save_file(prepared, temp_name, metadata=dict(metadata))
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read all tensors and the metadata header of a safetensors file, or raise `CheckpointError`."""
+    source = Path(path)
+    if not source.exists():
+        raise CheckpointError(f"{source}: no such checkpoint file")
+    if not source.is_file():
+        raise CheckpointError(f"{source}: not a file")
+    try:
+        with safe_open(str(source), framework="pt", device="cpu") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError, RuntimeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{source}: not a readable safetensors checkpoint ({_one_line(error)})") from None
+    return tensors, metadata
+
+
+def save_tokenizer(
+    model: VQTokenizer,
+    path: str | os.PathLike[str],
+    extra_metadata: dict[str, str] | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Path:
+    """Write a `VQTokenizer` with kind, format version and config JSON in the header."""
+    metadata = {
+        **(extra_metadata or {}),
+        "kind": TOKENIZER_KIND,
+        "format_version": TOKENIZER_FORMAT_VERSION,
+        "config": model.config.to_json(),
+    }
+    return save_checkpoint(path, model.state_dict(), metadata, dtype=dtype)
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> VQTokenizer:
+    """Rebuild a `VQTokenizer` from its file (strict: every weight present, no extras), in eval mode."""
+    tensors, metadata = load_checkpoint(path)
+    kind = metadata.get("kind")
+    if kind != TOKENIZER_KIND:
+        raise CheckpointError(f"{path}: not an imgen tokenizer checkpoint (kind={kind!r})")
+    version = metadata.get("format_version")
+    if version != TOKENIZER_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: tokenizer format version {version!r} is not supported (expected {TOKENIZER_FORMAT_VERSION})"
+        )
+    try:
+        config = VQConfig.from_json(metadata.get("config", ""))
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: the config in the header is invalid ({_one_line(error)})") from None
+    model = VQTokenizer(config)
+    load_strict(model, tensors, path)
+    return model.eval()
+
+
+def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """`load_state_dict(strict=True)` after casting 16-bit weights back, with a one-line error naming the mismatch."""
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    problems = [
+        f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(f"{path}: weights do not match the config ({'; '.join(problems)})")
+    state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not match the config ({_one_line(error)})") from None

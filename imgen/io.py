@@ -1,0 +1,77 @@
+"""Image input and output: atomic PNG writes with metadata, and safe loading of user images.
+
+Writes go to a temporary file in the target folder and are moved into place
+with `os.replace`, so a crash or Ctrl-C never leaves a half-written PNG behind
+and an existing file is never clobbered unless the caller says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+class OutputExistsError(FileExistsError):
+    """The output file exists and overwriting was not asked for."""
+
+
+class ImageInputError(ValueError):
+    """A user image that cannot be used; the message is one line."""
+
+
+def save_png(
+    image: Image.Image,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    text: dict[str, str] | None = None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write `image` to `path` atomically, with tEXt chunks `text` and an `imgen` JSON chunk."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"cannot write {target}: folder {folder} does not exist")
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    if metadata is not None:
+        info.add_itxt("imgen", json.dumps(metadata, ensure_ascii=False, sort_keys=True))
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            image.save(stream, format="PNG", pnginfo=info)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open a user image (PNG, JPEG or WebP) fully decoded, or raise `ImageInputError` with one line."""
+    source = Path(path)
+    if not source.is_file():
+        raise ImageInputError(f"{source}: no such file")
+    try:
+        with Image.open(source) as image:
+            if image.format not in ALLOWED_FORMATS:
+                raise ImageInputError(
+                    f"{source}: {image.format or 'unknown'} images are not supported (use PNG, JPEG or WebP)"
+                )
+            image.load()
+            return image.copy()
+    except Image.DecompressionBombError as error:
+        raise ImageInputError(f"{source}: image is too large to open safely ({error})") from None
+    except ImageInputError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageInputError(f"{source}: not a readable image ({error})") from None

@@ -1,0 +1,297 @@
+"""The generator: one decoder-only transformer over [prompt][coarse grid][detail grid].
+
+Why one model with a structured attention mask rather than two models: the
+coarse phase (parallel, MaskGIT-style) and the detail phase (row-major,
+autoregressive) share everything they know about the prompt and the layout, and
+a single set of weights halves what a CPU must train. The training sequence is
+
+    [text T] [coarse, partly masked C] [coarse, clean C] [detail D]
+
+with this attention pattern (row attends to column):
+
+    text            -> text                        (bidirectional prompt encoder)
+    masked coarse   -> text, masked coarse          (bidirectional: predict masked cells)
+    clean coarse    -> text, clean coarse           (context for the detail phase)
+    detail j        -> text, clean coarse, detail <= j   (causal, row-major)
+
+The clean copy of the coarse grid exists so that the detail phase is trained on
+exactly what it sees when sampling, a complete coarse grid, while the masked
+copy learns to fill grids from any mask ratio. Each detail input is the
+previous detail token plus the embedding of the coarse cell that covers the
+current position, a cheap hint that makes small models follow the layout.
+
+Positions are learned per segment, never absolute sequence indices, so keys and
+values depend only on (segment, position, token): the sampler reuses them from
+a preallocated KV cache (`KVCache`) without any re-indexing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of the generator. `coarse_vocab` / `detail_vocab` come from the image tokenizer."""
+
+    text_vocab: int
+    coarse_vocab: int
+    detail_vocab: int
+    text_len: int = 48
+    coarse_grid: int = 8
+    detail_grid: int = 16
+    d_model: int = 256
+    n_layers: int = 8
+    n_heads: int = 8
+    mlp_ratio: float = 4.0
+
+    @property
+    def coarse_len(self) -> int:
+        return self.coarse_grid * self.coarse_grid
+
+    @property
+    def detail_len(self) -> int:
+        return self.detail_grid * self.detail_grid
+
+    @property
+    def mask_id(self) -> int:
+        """The coarse "unknown" token: one past the tokenizer's coarse ids."""
+        return self.coarse_vocab
+
+    @property
+    def bos_id(self) -> int:
+        """The detail start token: one past the tokenizer's detail ids."""
+        return self.detail_vocab
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GPTConfig:
+        return cls(**json.loads(text))
+
+
+GPT_SIZES: dict[str, dict] = {
+    "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4},
+    "small": {"d_model": 256, "n_layers": 8, "n_heads": 8},
+    "base": {"d_model": 384, "n_layers": 10, "n_heads": 8},
+}
+
+
+@dataclass
+class KVCache:
+    """Preallocated keys and values for every layer: (layers, B, heads, max_len, head_dim)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    length: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
+        head_dim = config.d_model // config.n_heads
+        shape = (config.n_layers, batch, config.n_heads, max_len, head_dim)
+        return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention that can append to a KV cache."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, S, C)
+        mask: torch.Tensor | None,  # (S, S_total) bool, True = may attend
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        B, S, C = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
+        if cache is not None:
+            start = cache.length
+            cache.keys[layer, :, :, start : start + S] = k
+            cache.values[layer, :, :, start : start + S] = v
+            k = cache.keys[layer, :, :, : start + S]
+            v = cache.values[layer, :, :, : start + S]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, S, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, S, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        hidden = int(config.d_model * config.mlp_ratio)
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.attn = Attention(config)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.mlp = nn.Sequential(nn.Linear(config.d_model, hidden), nn.GELU(), nn.Linear(hidden, config.d_model))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask, cache, layer)
+        return x + self.mlp(self.norm2(x))
+
+
+class Generator(nn.Module):
+    """The two-phase image-token transformer (see the module docstring)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.text_embed = nn.Embedding(config.text_vocab, d)
+        self.coarse_embed = nn.Embedding(config.coarse_vocab + 1, d)  # + [MASK]
+        self.detail_embed = nn.Embedding(config.detail_vocab + 1, d)  # + [BOS]
+        self.text_pos = nn.Parameter(torch.zeros(config.text_len, d))
+        self.coarse_pos = nn.Parameter(torch.zeros(config.coarse_len, d))
+        self.detail_pos = nn.Parameter(torch.zeros(config.detail_len, d))
+        self.segment = nn.Parameter(torch.zeros(4, d))  # text, masked coarse, clean coarse, detail
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.coarse_head = nn.Linear(d, config.coarse_vocab)
+        self.detail_head = nn.Linear(d, config.detail_vocab)
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():
+            if name.endswith(("_pos", "segment")):
+                nn.init.normal_(param, std=0.02)
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(param, std=0.02 / math.sqrt(2 * config.n_layers))  # GPT-2 residual scaling
+        # Which coarse cell covers each detail position (row-major on both grids).
+        ratio = config.detail_grid // config.coarse_grid
+        rows = torch.arange(config.detail_grid).repeat_interleave(config.detail_grid) // ratio
+        cols = torch.arange(config.detail_grid).repeat(config.detail_grid) // ratio
+        self.register_buffer("cover", rows * config.coarse_grid + cols, persistent=False)
+        self.register_buffer("train_mask", self._training_mask(), persistent=False)
+        self.register_buffer(
+            "coarse_mask", self._training_mask()[: self._coarse_end, : self._coarse_end].clone(), False
+        )
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def _coarse_end(self) -> int:
+        return self.config.text_len + self.config.coarse_len
+
+    def _training_mask(self) -> torch.Tensor:
+        """The (S, S) boolean attention pattern of the training sequence."""
+        c = self.config
+        T, C, D = c.text_len, c.coarse_len, c.detail_len
+        S = T + 2 * C + D
+        allowed = torch.zeros(S, S, dtype=torch.bool)
+        masked, clean, detail = slice(T, T + C), slice(T + C, T + 2 * C), slice(T + 2 * C, S)
+        allowed[:, :T] = True  # everything sees the prompt
+        allowed[masked, masked] = True
+        allowed[clean, clean] = True
+        allowed[detail, clean] = True
+        allowed[detail, detail] = torch.tril(torch.ones(D, D, dtype=torch.bool))
+        return allowed
+
+    # --- embeddings of each segment -------------------------------------------------
+
+    def embed_text(self, text_ids: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, C)
+        return self.text_embed(text_ids) + self.text_pos + self.segment[0]
+
+    def embed_coarse(self, coarse_ids: torch.Tensor, clean: bool) -> torch.Tensor:  # (B, 64) -> (B, 64, C)
+        return self.coarse_embed(coarse_ids) + self.coarse_pos + self.segment[2 if clean else 1]
+
+    def embed_detail(self, previous: torch.Tensor, coarse_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Detail inputs: previous detail token + covering coarse cell + position. previous: (B, n)."""
+        covering = coarse_ids[:, self.cover[positions]]  # (B, n)
+        return self.detail_embed(previous) + self.coarse_embed(covering) + self.detail_pos[positions] + self.segment[3]
+
+    def _run(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask, cache, layer)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return self.norm(x)
+
+    # --- training ---------------------------------------------------------------------
+
+    def forward(
+        self,
+        text_ids: torch.Tensor,  # (B, T)
+        coarse_in: torch.Tensor,  # (B, C) coarse ids with some cells = mask_id
+        coarse_ids: torch.Tensor,  # (B, C) clean coarse ids
+        detail_ids: torch.Tensor,  # (B, D) target detail ids
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits for every coarse cell (B, C, Vc) and every detail token (B, D, Vd)."""
+        c = self.config
+        B = text_ids.shape[0]
+        bos = torch.full((B, 1), c.bos_id, dtype=detail_ids.dtype, device=detail_ids.device)
+        previous = torch.cat([bos, detail_ids[:, :-1]], dim=1)  # teacher forcing, shifted right
+        positions = torch.arange(c.detail_len, device=detail_ids.device)
+        x = torch.cat(
+            [
+                self.embed_text(text_ids),
+                self.embed_coarse(coarse_in, clean=False),
+                self.embed_coarse(coarse_ids, clean=True),
+                self.embed_detail(previous, coarse_ids, positions),
+            ],
+            dim=1,
+        )  # (B, S, C)
+        h = self._run(x, self.train_mask)
+        T, C = c.text_len, c.coarse_len
+        return self.coarse_head(h[:, T : T + C]), self.detail_head(h[:, T + 2 * C :])
+
+    # --- sampling steps (used by imgen.sampling) ----------------------------------------
+
+    def coarse_logits(self, text_ids: torch.Tensor, coarse_in: torch.Tensor) -> torch.Tensor:
+        """Phase 1: logits for every coarse cell given the prompt and a partly masked grid. (B, C, Vc)"""
+        x = torch.cat([self.embed_text(text_ids), self.embed_coarse(coarse_in, clean=False)], dim=1)
+        h = self._run(x, self.coarse_mask)
+        return self.coarse_head(h[:, self.config.text_len :])
+
+    def prefill(self, text_ids: torch.Tensor, coarse_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Phase 2 start: cache prompt + clean coarse grid, return logits of detail token 0. (B, Vd)"""
+        c = self.config
+        B = text_ids.shape[0]
+        bos = torch.full((B, 1), c.bos_id, dtype=torch.long, device=text_ids.device)
+        zero = torch.zeros(1, dtype=torch.long, device=text_ids.device)
+        x = torch.cat(
+            [
+                self.embed_text(text_ids),
+                self.embed_coarse(coarse_ids, clean=True),
+                self.embed_detail(bos, coarse_ids, zero),
+            ],
+            dim=1,
+        )
+        mask = self.train_mask[: c.text_len, : c.text_len]
+        S = x.shape[1]
+        # Prompt rows see the prompt, coarse rows see prompt + coarse, the first detail row sees all.
+        full = torch.zeros(S, S, dtype=torch.bool, device=x.device)
+        full[:, : c.text_len] = True
+        full[c.text_len :, c.text_len :] = True
+        full[: c.text_len, : c.text_len] = mask
+        full[c.text_len : c.text_len + c.coarse_len, -1] = False
+        h = self._run(x, full, cache)
+        cache.extra["coarse_ids"] = coarse_ids
+        return self.detail_head(h[:, -1])
+
+    def decode_one(self, token: torch.Tensor, position: int, cache: KVCache) -> torch.Tensor:
+        """Feed detail token `position - 1` (B,) at detail `position`; return logits for that position. (B, Vd)"""
+        positions = torch.tensor([position], device=token.device)
+        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions)
+        h = self._run(x, None, cache)
+        return self.detail_head(h[:, -1])
+
+    def sequence_capacity(self) -> int:
+        c = self.config
+        return c.text_len + c.coarse_len + c.detail_len

@@ -1,0 +1,58 @@
+"""Where generated images go and what they record about themselves.
+
+Names: with no `-o`, a readable name from the prompt and seed (`a-red-circle-s0.png`);
+`-o` may hold `{index}`, `{seed}` and `{slug}`. Metadata: an AUTOMATIC1111-style
+`parameters` text chunk (so other tools show the prompt and seed) plus imgen's
+own JSON chunk with everything needed to make the image again.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict
+from pathlib import Path
+
+from imgen.sampler import SamplerConfig
+
+
+def slugify(prompt: str, limit: int = 48) -> str:
+    """A file-name-safe, lower-case slug of the prompt (Greek and Cyrillic letters are kept)."""
+    text = unicodedata.normalize("NFKC", prompt).lower()
+    text = re.sub(r"[^\w]+", "-", text, flags=re.UNICODE).strip("-_")
+    return (text[:limit].rstrip("-_")) or "image"
+
+
+def output_path(pattern: str | None, prompt: str, seed: int, index: int, count: int) -> Path:
+    """The file for image `index` of `count`: the pattern filled in, or a name from the prompt."""
+    slug = slugify(prompt)
+    if pattern is None:
+        return Path(f"{slug}-s{seed}.png")
+    if "{" in pattern:
+        return Path(pattern.format(index=index, seed=seed, slug=slug))
+    path = Path(pattern)
+    if count > 1:  # several images and one plain name: number them
+        return path.with_name(f"{path.stem}-{index}{path.suffix or '.png'}")
+    return path
+
+
+def parameters_text(prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str) -> str:
+    """The AUTOMATIC1111 `parameters` chunk: prompt line, then comma-separated settings."""
+    steps = sampler.coarse_steps if sampler.mode == "two-phase" else 0
+    return (
+        f"{prompt}\n"
+        f"Steps: {steps}, Sampler: imgen {sampler.mode}, CFG scale: {sampler.cfg}, Seed: {seed}, "
+        f"Size: {size}x{size}, Model hash: {sha256[:10]}, Model: {model}"
+    )
+
+
+def image_metadata(prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str) -> dict:
+    """imgen's own JSON record: enough to regenerate the image exactly."""
+    return {
+        "prompt": prompt,
+        "seed": seed,
+        "size": size,
+        "sampler": asdict(sampler),
+        "model": model,
+        "model_sha256": sha256,
+    }

@@ -1,0 +1,208 @@
+"""The two-phase sampler, as small functions over the generator and its KV cache.
+
+Phase 1 (coarse): the 8x8 grid starts all masked and is filled in `coarse_steps`
+parallel steps; after each step the most confident predictions are kept and the
+rest re-masked, following a cosine schedule (MaskGIT). Phase 2 (detail): the
+16x16 grid is written token by token, row-major, over a preallocated KV cache;
+a callback fires after every row so a terminal can draw the image filling in.
+
+Classifier-free guidance doubles the batch (prompt rows, then empty-prompt rows)
+and mixes the logits. Every image owns a `torch.Generator` seeded with its own
+seed, and all randomness of image i is drawn from generator i, so an image does
+not depend on the batch it was made in.
+
+`raster_tokens` is the plain baseline: every token one at a time (coarse cells
+in raster order, then detail), the reference the speed benchmarks compare with.
+Fixed tokens (`coarse_fixed`, `detail_fixed`, with -1 meaning free) implement
+editing: they are forced and never resampled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from imgen.model import Generator, KVCache
+
+# callback(phase, step, total, coarse_ids (B, 64), detail_ids (B, 256) with -1 where not yet written)
+ProgressCallback = Callable[[str, int, int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass
+class SamplerConfig:
+    """How to sample. The defaults are the ones the README's figures use."""
+
+    coarse_steps: int = 8
+    cfg: float = 3.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
+    mode: str = "two-phase"  # or "raster"
+
+
+def make_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per image, seeded with that image's seed."""
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Temperature, top-k and nucleus filtering of (B, V) logits, in fp32."""
+    logits = logits.float() / max(temperature, 1e-5)
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def sample_rows(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Draw one token per row of (B, V) or (B, N, V) probabilities, row b from generator b."""
+    flat = probs.reshape(probs.shape[0], -1, probs.shape[-1])
+    out = [torch.multinomial(flat[b], 1, generator=generators[b]).squeeze(-1) for b in range(flat.shape[0])]
+    return torch.stack(out).reshape(probs.shape[:-1])
+
+
+def guide(logits: torch.Tensor, cfg: float) -> torch.Tensor:
+    """Split a doubled batch [cond; uncond] and apply classifier-free guidance."""
+    cond, uncond = logits.float().chunk(2)
+    return uncond + cfg * (cond - uncond) if cfg != 1.0 else cond
+
+
+def _doubled(text_ids: torch.Tensor, null_ids: torch.Tensor) -> torch.Tensor:
+    return torch.cat([text_ids, null_ids.expand_as(text_ids)])
+
+
+def coarse_schedule(step: int, steps: int, total: int) -> int:
+    """How many cells stay masked after `step` (0-based) of `steps`: cosine, reaching 0."""
+    return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
+
+
+@torch.no_grad()
+def coarse_phase(
+    model: Generator,
+    text_ids: torch.Tensor,  # (B, T)
+    null_ids: torch.Tensor,  # (1, T) the empty prompt
+    config: SamplerConfig,
+    generators: list[torch.Generator],
+    coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
+    callback: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """Fill the coarse grid from all-masked in `config.coarse_steps` parallel steps. Returns (B, C)."""
+    B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
+    grid = torch.full((B, C), mask_id, dtype=torch.long)
+    if coarse_fixed is not None:
+        grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
+    free_total = (grid == mask_id).sum(-1)  # (B,)
+    texts = _doubled(text_ids, null_ids)
+    for step in range(config.coarse_steps):
+        masked = grid == mask_id  # (B, C)
+        if not masked.any():
+            break
+        logits = guide(model.coarse_logits(texts, torch.cat([grid, grid])), config.cfg)  # (B, C, V)
+        probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
+        probs = probs.softmax(-1).reshape(B, C, -1)
+        drawn = sample_rows(probs, generators)  # (B, C)
+        confidence = torch.gather(probs, -1, drawn[..., None]).squeeze(-1).clamp_min(1e-12).log()
+        noise_scale = config.mask_temperature * (1 - (step + 1) / config.coarse_steps)
+        gumbel = torch.stack([_gumbel((C,), g) for g in generators])
+        confidence = torch.where(masked, confidence + noise_scale * gumbel, torch.full_like(confidence, math.inf))
+        for b in range(B):
+            keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]))
+            keep_masked = min(keep_masked, int(masked[b].sum()) - 1) if masked[b].any() else 0
+            new = torch.where(masked[b], drawn[b], grid[b])
+            if keep_masked > 0:
+                lowest = torch.topk(confidence[b], keep_masked, largest=False).indices
+                new[lowest] = mask_id
+            grid[b] = new
+        if callback is not None:
+            callback("coarse", step + 1, config.coarse_steps, grid, torch.full((B, model.config.detail_len), -1))
+    return grid
+
+
+def _gumbel(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    uniform = torch.rand(shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+    return -torch.log(-torch.log(uniform))
+
+
+@torch.no_grad()
+def detail_phase(
+    model: Generator,
+    text_ids: torch.Tensor,  # (B, T)
+    null_ids: torch.Tensor,  # (1, T)
+    coarse_ids: torch.Tensor,  # (B, C)
+    config: SamplerConfig,
+    generators: list[torch.Generator],
+    detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
+    callback: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """Write the detail grid row by row over a KV cache. Returns (B, D)."""
+    c = model.config
+    B, D, row = text_ids.shape[0], c.detail_len, c.detail_grid
+    dtype = next(model.parameters()).dtype
+    cache = KVCache.empty(c, 2 * B, model.sequence_capacity(), dtype, text_ids.device)
+    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)
+    detail = torch.full((B, D), -1, dtype=torch.long)
+    for position in range(D):
+        token = _choose(logits, config, generators)
+        if detail_fixed is not None:
+            token = torch.where(detail_fixed[:, position] >= 0, detail_fixed[:, position], token)
+        detail[:, position] = token
+        if position + 1 < D:
+            logits = model.decode_one(torch.cat([token, token]), position + 1, cache)
+        if callback is not None and (position + 1) % row == 0:
+            callback("detail", (position + 1) // row, c.detail_grid, coarse_ids, detail)
+    return detail
+
+
+def _choose(logits: torch.Tensor, config: SamplerConfig, generators: list[torch.Generator]) -> torch.Tensor:
+    probs = filter_logits(guide(logits, config.cfg), config.temperature, config.top_k, config.top_p).softmax(-1)
+    return sample_rows(probs, generators)
+
+
+@torch.no_grad()
+def raster_coarse(
+    model: Generator,
+    text_ids: torch.Tensor,
+    null_ids: torch.Tensor,
+    config: SamplerConfig,
+    generators: list[torch.Generator],
+) -> torch.Tensor:
+    """Baseline phase 1: one coarse cell per forward pass, in raster order. Returns (B, C)."""
+    B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
+    grid = torch.full((B, C), mask_id, dtype=torch.long)
+    texts = _doubled(text_ids, null_ids)
+    for cell in range(C):
+        logits = model.coarse_logits(texts, torch.cat([grid, grid]))[:, cell]  # (2B, V)
+        grid[:, cell] = _choose(logits, config, generators)
+    return grid
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: Generator,
+    text_ids: torch.Tensor,
+    null_ids: torch.Tensor,
+    config: SamplerConfig,
+    seeds: list[int],
+    coarse_fixed: torch.Tensor | None = None,
+    detail_fixed: torch.Tensor | None = None,
+    callback: ProgressCallback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail)."""
+    generators = make_generators(seeds)
+    if config.mode == "raster":
+        coarse = raster_coarse(model, text_ids, null_ids, config, generators)
+    elif config.mode == "two-phase":
+        coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback)
+    else:
+        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
+    detail = detail_phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback)
+    return coarse, detail

@@ -1,0 +1,1 @@
+"""The procedural world: the vocabulary, scenes, their rendering, captions and prompt parsing."""

@@ -1,0 +1,53 @@
+"""A streaming PyTorch dataset over the world: seeded, infinite, worker- and rank-safe.
+
+Example `i` is always the same image and caption (see `examples.py`); the
+stream only decides which indices a consumer sees. Each DataLoader worker of
+each distributed rank takes a disjoint arithmetic progression of indices, so
+no example is seen twice per pass and adding workers never changes the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from imgen.world.examples import render_example
+
+
+class WorldStream(IterableDataset):
+    """Yields `{"image": uint8 (3, H, W), "caption": str, "index": int}` forever (or `limit` items)."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        split: str = "train",
+        size: int = 128,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.seed, self.split, self.size = seed, split, size
+        self.start, self.rank, self.world_size, self.limit = start, rank, world_size, limit
+
+    def indices(self) -> Iterator[int]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        stride = self.world_size * workers
+        offset = self.rank * workers + worker
+        index = self.start + offset
+        produced = 0
+        while self.limit is None or index < self.start + self.limit:
+            yield index
+            index += stride
+            produced += 1
+
+    def __iter__(self) -> Iterator[dict]:
+        for index in self.indices():
+            image, example = render_example(self.seed, index, self.split, self.size)
+            pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+            yield {"image": pixels, "caption": example.caption, "index": index}

@@ -1,0 +1,203 @@
+"""Checkpoint files: exact round trips, config in the header, one-line errors, resumable state, safe loading only."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint, save_tokenizer
+from imgen.tokenizer import VQ_SIZES, VQConfig, VQTokenizer
+from imgen.training import load_training_state, save_training_state
+
+PACKAGE = Path(__file__).resolve().parents[1] / "imgen"
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+def trained_like_model(seed: int = 0) -> VQTokenizer:
+    """A tiny tokenizer with every weight non-zero, so a missed tensor would change the output."""
+    torch.manual_seed(seed)
+    model = VQTokenizer(VQ_SIZES["tiny"])
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def images(n: int = 2) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 128, 128), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+
+
+@pytest.fixture
+def saved(tmp_path) -> tuple[VQTokenizer, Path]:
+    model = trained_like_model()
+    return model, save_tokenizer(model, tmp_path / "vq.safetensors", {"note": "test"})
+
+
+def test_save_then_load_gives_identical_tokens_and_pixels(saved):
+    model, path = saved
+    loaded = load_tokenizer(path)
+    x = images()
+    a, b = model.encode(x), loaded.encode(x)
+    assert torch.equal(a.coarse, b.coarse) and torch.equal(a.detail, b.detail)
+    assert torch.equal(model.decode(a.coarse, a.detail), loaded.decode(b.coarse, b.detail))
+    assert torch.equal(model.decode(a.coarse), loaded.decode(b.coarse))
+    assert not loaded.training
+
+
+def test_metadata_rebuilds_the_config(saved):
+    model, path = saved
+    tensors, metadata = load_checkpoint(path)
+    assert metadata["kind"] == "imgen-vq" and metadata["format_version"] == "1" and metadata["note"] == "test"
+    assert VQConfig.from_json(metadata["config"]) == model.config
+    assert set(tensors) == set(model.state_dict())
+
+
+def test_bf16_bundling_halves_the_file_and_loads_back_close(saved, tmp_path):
+    model, path = saved
+    small = save_tokenizer(model, tmp_path / "vq16.safetensors", dtype="bf16")
+    assert small.stat().st_size < 0.6 * path.stat().st_size
+    tensors, _ = load_checkpoint(small)
+    assert all(t.dtype == torch.bfloat16 for t in tensors.values())
+    loaded = load_tokenizer(small)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = images(1)
+    grids = model.encode(x)
+    diff = (model.decode(grids.coarse, grids.detail) - loaded.decode(grids.coarse, grids.detail)).abs().max()
+    assert diff < 0.05
+
+
+def _assert_one_line_error(path: Path) -> str:
+    with pytest.raises(CheckpointError) as info:
+        load_tokenizer(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    error = info.value  # no chained safetensors traceback behind the message
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+    return message
+
+
+def test_truncated_file_raises_checkpoint_error(saved):
+    _, path = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _assert_one_line_error(path)
+
+
+def test_corrupted_header_raises_checkpoint_error(saved):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    data[8:16] = b"#garbage"  # the JSON header starts after the 8-byte length
+    path.write_bytes(bytes(data))
+    _assert_one_line_error(path)
+
+
+def test_missing_file_and_folder_raise_checkpoint_error(tmp_path):
+    assert "no such" in _assert_one_line_error(tmp_path / "absent.safetensors")
+    _assert_one_line_error(tmp_path)
+
+
+def test_non_safetensors_files_raise_checkpoint_error(tmp_path):
+    for name, content in (("text.safetensors", b"hello, I am not a checkpoint\n"), ("empty.safetensors", b"")):
+        (tmp_path / name).write_bytes(content)
+        _assert_one_line_error(tmp_path / name)
+
+
+def test_wrong_kind_and_mismatched_weights_raise_checkpoint_error(saved, tmp_path):
+    model, _ = saved
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, model.state_dict(), {"kind": "something-else"})
+    assert "not an imgen tokenizer" in _assert_one_line_error(other)
+    wider = VQ_SIZES["tiny"].with_overrides(channels=(8, 24))
+    lying = tmp_path / "lying.safetensors"
+    save_checkpoint(lying, model.state_dict(), {"kind": "imgen-vq", "format_version": "1", "config": wider.to_json()})
+    assert "do not match" in _assert_one_line_error(lying)
+    partial = tmp_path / "partial.safetensors"
+    state = dict(model.state_dict())
+    state.pop(next(iter(state)))
+    save_checkpoint(partial, state, {"kind": "imgen-vq", "format_version": "1", "config": model.config.to_json()})
+    assert "missing" in _assert_one_line_error(partial)
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(saved, tmp_path):
+    model, path = saved
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        save_checkpoint(path, model.state_dict(), {"config": {"not": "a string"}})  # type: ignore[dict-item]
+    assert path.read_bytes() == before  # a failed save never touches the existing file
+    save_tokenizer(trained_like_model(seed=1), path)
+    assert path.read_bytes() != before
+    assert sorted(os.listdir(tmp_path)) == ["vq.safetensors"]
+
+
+def _train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:
+    x = images(2)
+    for _ in range(steps):
+        full, coarse = model(x)
+        loss = (full - x.float() / 255).abs().mean() + (coarse - x.float() / 255).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_training_state_round_trip_restores_model_optimizer_and_step(tmp_path):
+    torch.manual_seed(0)
+    model = VQTokenizer(VQ_SIZES["tiny"]).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01)
+    _train_steps(model, optimizer, 3)
+    path = save_training_state(tmp_path / "state.safetensors", model, optimizer, step=3, samples=6, extra={"a": "b"})
+
+    torch.manual_seed(123)
+    restored = VQTokenizer(VQ_SIZES["tiny"]).train()
+    restored_opt = torch.optim.AdamW(restored.parameters(), lr=5.0)
+    assert load_training_state(path, restored, restored_opt) == (3, 6)
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert restored_opt.param_groups[0]["lr"] == 1e-3 and restored_opt.param_groups[0]["betas"] == (0.9, 0.99)
+    # the proof that the Adam moments came back: one more step lands on identical weights
+    _train_steps(model, optimizer, 1)
+    _train_steps(restored, restored_opt, 1)
+    for a, b in zip(model.parameters(), restored.parameters(), strict=True):
+        assert torch.equal(a, b)
+    _, metadata = load_checkpoint(path)
+    assert metadata["a"] == "b" and json.loads(metadata["optimizer"])["param_groups"]
+
+
+def test_training_state_for_another_model_is_rejected(tmp_path):
+    model = VQTokenizer(VQ_SIZES["tiny"])
+    optimizer = torch.optim.AdamW(model.parameters())
+    path = save_training_state(tmp_path / "state.safetensors", model, optimizer, step=0, samples=0)
+    other = VQTokenizer(VQ_SIZES["tiny"].with_overrides(channels=(8, 8)))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_training_state(path, other, torch.optim.AdamW(other.parameters()))
+
+
+UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve"}
+UNSAFE_CALLS = {("torch", "load"), ("torch", "save"), ("jit", "load")}
+
+
+def test_no_unsafe_deserialisation_anywhere_in_the_package():
+    offenders = []
+    for source in sorted(PACKAGE.rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        if "torch.load" in text or "pickle" in text:
+            offenders.append(f"{source.name}: mentions torch.load or pickle")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                offenders += [f"{source.name}: import {a.name}" for a in node.names if a.name in UNSAFE_MODULES]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in UNSAFE_MODULES:
+                offenders.append(f"{source.name}: from {node.module} import")
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in UNSAFE_CALLS
+            ):
+                offenders.append(f"{source.name}: {node.value.id}.{node.attr}")
+    assert not offenders, offenders

@@ -1,0 +1,80 @@
+"""The `imgen world` commands as a user runs them: files, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgen.cli import app
+
+runner = CliRunner()
+
+
+def test_world_render_writes_a_png(tmp_path):
+    out = tmp_path / "gt.png"
+    result = runner.invoke(app, ["world", "render", 'a red star in the top left and the word "OPEN"', "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size == (128, 128)
+        assert "imgen" in image.info
+
+
+def test_world_render_256(tmp_path):
+    out = tmp_path / "big.png"
+    result = runner.invoke(app, ["world", "render", "two dogs", "-o", str(out), "--size", "256"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size == (256, 256)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fragment"),
+    [
+        ("", "empty"),
+        ("21 red circles", "21"),
+        ('the word "ABCDEFGHIJKLM"', "13 characters"),
+        ('the word "你好"', "unsupported"),
+    ],
+)
+def test_bad_prompts_fail_with_one_line_and_exit_2(tmp_path, prompt, fragment):
+    out = tmp_path / "x.png"
+    result = runner.invoke(app, ["world", "render", prompt, "-o", str(out)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0]
+    assert not out.exists()
+
+
+def test_unknown_words_are_named_in_a_warning(tmp_path):
+    result = runner.invoke(app, ["world", "render", "a red circle and a zebra", "-o", str(tmp_path / "z.png")])
+    assert result.exit_code == 0
+    assert "zebra" in result.stderr
+
+
+def test_existing_output_is_not_overwritten_without_flag(tmp_path):
+    out = tmp_path / "gt.png"
+    out.write_bytes(b"keep me")
+    result = runner.invoke(app, ["world", "render", "a blue circle", "-o", str(out)])
+    assert result.exit_code == 2
+    assert out.read_bytes() == b"keep me"
+    result = runner.invoke(app, ["world", "render", "a blue circle", "-o", str(out), "--overwrite"])
+    assert result.exit_code == 0
+    assert out.read_bytes() != b"keep me"
+
+
+def test_world_sample_writes_a_grid_and_prints_captions(tmp_path):
+    out = tmp_path / "grid.png"
+    result = runner.invoke(app, ["world", "sample", "-n", "6", "-o", str(out), "--captions", "--columns", "3"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 7
+    with Image.open(out) as image:
+        assert image.width > 3 * 128
+
+
+def test_help_does_not_import_torch():
+    code = "import sys, imgen.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

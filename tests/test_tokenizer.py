@@ -1,0 +1,236 @@
+"""The image tokenizer: FSQ, shapes and ranges, coarse-only decoding, determinism, training and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imgen.tokenizer import FSQ, VQ_SIZES, VQConfig, VQTokenizer
+from imgen.tokenizer.train import (
+    FolderImages,
+    TokenizerTrainConfig,
+    psnr,
+    reconstruction_loss,
+    train_tokenizer,
+)
+
+TINY = VQ_SIZES["tiny"]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+def scenes(n: int, size: int = 128, seed: int = 0) -> torch.Tensor:
+    """Flat-colour scenes of coloured rectangles on a background: uint8 (n, 3, size, size)."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    for i in range(n):
+        images[i] = torch.randint(0, 256, (3, 1, 1), generator=gen, dtype=torch.uint8)
+        for _ in range(3):
+            x0, y0 = torch.randint(0, size - 24, (2,), generator=gen).tolist()
+            w, h = torch.randint(8, 24, (2,), generator=gen).tolist()
+            images[i, :, y0 : y0 + h, x0 : x0 + w] = torch.randint(0, 256, (3, 1, 1), generator=gen, dtype=torch.uint8)
+    return images
+
+
+def tiny_model(seed: int = 0) -> VQTokenizer:
+    torch.manual_seed(seed)
+    return VQTokenizer(TINY).eval()
+
+
+# ---------------------------------------------------------------- FSQ
+
+
+def test_fsq_ids_and_codes_round_trip_over_the_whole_vocabulary():
+    fsq = FSQ((8, 5, 3))
+    ids = torch.arange(fsq.vocab_size)
+    codes = fsq.ids_to_codes(ids)  # (V, 3)
+    assert fsq.vocab_size == 120 and codes.shape == (120, 3)
+    assert torch.equal(fsq.codes_to_ids(codes), ids)
+    assert len({tuple(c) for c in codes.tolist()}) == 120  # a bijection: every id its own grid point
+    assert codes.min() >= -1 and codes.max() <= 1
+
+
+def test_fsq_quantize_uses_exactly_the_configured_levels():
+    fsq = FSQ((8, 5, 2))
+    z = torch.randn(20_000, 3) * 3
+    codes, ids = fsq.quantize(z)
+    for channel, levels in enumerate(fsq.levels):
+        assert codes[:, channel].unique().numel() == levels
+    assert ids.dtype == torch.int64 and ids.shape == (20_000,)
+    assert torch.equal(fsq.ids_to_codes(ids), codes)
+    assert torch.equal(fsq.codes_to_ids(codes), ids)
+
+
+def test_fsq_straight_through_gradient_reaches_the_input():
+    fsq = FSQ((7, 5))
+    z = torch.randn(64, 2, requires_grad=True)
+    codes, _ = fsq.quantize(z)
+    codes.sum().backward()
+    assert z.grad is not None
+    assert (z.grad > 0).all()  # d/dz of a rising tanh, not the zero gradient of round()
+
+
+def test_fsq_rejects_bad_ids_and_levels():
+    fsq = FSQ((4, 4))
+    with pytest.raises(ValueError):
+        fsq.ids_to_codes(torch.tensor([16]))
+    with pytest.raises(TypeError):
+        fsq.ids_to_codes(torch.tensor([1.0]))
+    with pytest.raises(ValueError):
+        FSQ((4, 1))
+
+
+# ---------------------------------------------------------------- model
+
+
+def test_encode_decode_shapes_dtypes_and_ranges():
+    model = tiny_model()
+    images = scenes(3)
+    grids = model.encode(images)
+    assert grids.coarse.shape == (3, 8, 8) and grids.detail.shape == (3, 16, 16)
+    assert grids.coarse.dtype == torch.int64 and grids.detail.dtype == torch.int64
+    assert grids.coarse.min() >= 0 and grids.coarse.max() < model.coarse_vocab
+    assert grids.detail.min() >= 0 and grids.detail.max() < model.detail_vocab
+    out = model.decode(grids.coarse, grids.detail)
+    assert out.shape == (3, 3, 128, 128) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    # float [0, 1] input and a single unbatched image mean the same thing as uint8
+    assert torch.equal(model.encode(images.float() / 255).detail, grids.detail)
+    assert torch.equal(model.encode(images[0]).coarse, grids.coarse[:1])
+
+
+def test_coarse_only_decode_matches_the_trained_coarse_path():
+    model = tiny_model()
+    for p in model.parameters():  # leave the zero-initialised start so detail actually changes the image
+        torch.nn.init.normal_(p, std=0.05)
+    images = scenes(2)
+    grids = model.encode(images)
+    preview = model.decode(grids.coarse)
+    full = model.decode(grids.coarse, grids.detail)
+    assert preview.shape == full.shape == (2, 3, 128, 128)
+    assert not torch.equal(preview, full)
+    with torch.no_grad():
+        rec_full, rec_coarse = model(images)
+    torch.testing.assert_close(preview, rec_coarse.clamp(0, 1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(full, rec_full.clamp(0, 1), atol=1e-4, rtol=0)
+
+
+def test_eval_mode_is_deterministic():
+    model = tiny_model()
+    images = scenes(2)
+    a, b = model.encode(images), model.encode(images)
+    assert torch.equal(a.coarse, b.coarse) and torch.equal(a.detail, b.detail)
+    assert torch.equal(model.decode(a.coarse, a.detail), model.decode(b.coarse, b.detail))
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="128x128"):
+        model.encode(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="coarse ids"):
+        model.decode(torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="token ids"):
+        model.decode(torch.full((1, 8, 8), model.coarse_vocab, dtype=torch.long))
+
+
+def test_config_geometry_is_validated_and_configurable():
+    with pytest.raises(ValueError, match="channels"):
+        VQConfig(channels=(32,))
+    with pytest.raises(ValueError, match="coarse_grid"):
+        VQConfig(coarse_grid=5)
+    with pytest.raises(ValueError, match="unknown"):
+        VQConfig.from_dict({**TINY.to_dict(), "colour": 1})
+    assert VQConfig.from_json(TINY.to_json()) == TINY
+    # a finer 32x32 detail grid: no stride-2 stage after the stem
+    fine = TINY.with_overrides(detail_grid=32, channels=(8,), encoder_blocks=(1,), decoder_blocks=(1,))
+    grids = VQTokenizer(fine).eval().encode(scenes(1))
+    assert grids.coarse.shape == (1, 8, 8) and grids.detail.shape == (1, 32, 32)
+
+
+# ---------------------------------------------------------------- loss, metrics, training
+
+
+def test_psnr_and_edge_loss():
+    target = torch.zeros(1, 3, 8, 8)
+    assert psnr(target + 0.1, target).item() == pytest.approx(20.0, abs=1e-3)
+    sharp = torch.zeros(1, 1, 8, 8)
+    sharp[..., 4:] = 1
+    blurred = sharp.clone()
+    blurred[..., 3:5] = 0.5
+    assert reconstruction_loss(blurred, sharp, edge_weight=1.0) > reconstruction_loss(blurred, sharp, edge_weight=0.0)
+
+
+def test_a_few_dozen_steps_on_a_fixed_batch_lower_the_loss():
+    torch.manual_seed(0)
+    model = VQTokenizer(TINY).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    images = scenes(4)
+    target = images.float() / 255
+    losses = []
+    for _ in range(40):
+        full, coarse = model(images)
+        loss = reconstruction_loss(full, target, 1.0) + 0.5 * reconstruction_loss(coarse, target, 1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def write_folder(folder, n: int) -> None:
+    folder.mkdir()
+    for i, image in enumerate(scenes(n, size=96, seed=1)):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"img{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    Image.fromarray(np.zeros((40, 60, 4), dtype=np.uint8)).save(folder / "rgba.webp")
+
+
+def test_folder_images_are_resized_resumable_and_skip_unreadable_files(tmp_path):
+    write_folder(tmp_path / "images", 5)  # 7 files: 5 PNG, 1 WebP, 1 broken
+    full = FolderImages(tmp_path / "images", seed=3, start=0, batch_size=3, size=32)
+    batches = [b for _, b in zip(range(4), full, strict=False)]
+    assert all(b.shape == (3, 3, 32, 32) and b.dtype == torch.uint8 for b in batches)
+    assert full.skipped >= 1 and full.position == 12 + full.skipped
+    resumed = FolderImages(tmp_path / "images", seed=3, start=0, batch_size=3, size=32)
+    first = next(iter(resumed))
+    again = FolderImages(tmp_path / "images", seed=3, start=resumed.position, batch_size=3, size=32)
+    assert torch.equal(first, batches[0]) and torch.equal(next(iter(again)), batches[1])
+
+
+def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_path):
+    write_folder(tmp_path / "images", 6)
+    cfg = TokenizerTrainConfig(
+        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
+        max_steps=3, warmup_steps=1, log_every=1,
+    )  # fmt: skip
+    last = train_tokenizer(cfg)
+    assert last.name == "last.safetensors" and last.exists()
+    from imgen.checkpoints import load_tokenizer
+
+    assert load_tokenizer(last).config == TINY
+    cfg.max_steps = 5
+    train_tokenizer(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5]
+    resume = next(r for r in records if r.get("event") == "resume")
+    assert resume["step"] == 3 and resume["samples"] == next(r["samples"] for r in records if r.get("step") == 3)
+    assert all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in records if "loss" in r)
+    assert records[-1]["event"] == "end" and records[-1]["step"] == 5
+
+
+def test_evaluation_reports_psnr_and_codebook_usage():
+    pytest.importorskip("imgen.world.dataset", reason="world renderer not importable")
+    from imgen.tokenizer.train import evaluate_tokenizer
+
+    result = evaluate_tokenizer(tiny_model(), n_scenes=3, batch_size=2)
+    assert result["n_scenes"] == 3
+    assert 0 < result["coarse_usage"] <= 1 and 0 < result["detail_usage"] <= 1
+    assert np.isfinite(result["psnr_full"]) and np.isfinite(result["psnr_coarse"])

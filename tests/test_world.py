@@ -1,0 +1,182 @@
+"""Behaviour of the world: layout constraints, deterministic rendering, held-out rules, the stream."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import numpy as np
+import pytest
+
+from imgen.world import heldout, vocab, words
+from imgen.world.examples import make_example, render_example
+from imgen.world.layout import layout, relation_holds
+from imgen.world.render import render
+from imgen.world.sampling import random_spec
+from imgen.world.scene import Scene
+from imgen.world.spec import ObjectGroup, Relation, SceneSpec, SpecError, TextBlock, validate_text
+
+
+def _digest(image) -> str:
+    return hashlib.sha256(image.tobytes()).hexdigest()
+
+
+def test_rendering_is_byte_identical_for_a_fixed_seed():
+    first = [_digest(render_example(7, i)[0]) for i in range(12)]
+    second = [_digest(render_example(7, i)[0]) for i in range(12)]
+    assert first == second
+    assert len(set(first)) == 12, "different indices must give different scenes"
+
+
+def test_renders_at_128_and_256():
+    for size in (128, 256):
+        image, _ = render_example(3, 0, size=size)
+        assert image.size == (size, size) and image.mode == "RGB"
+
+
+def test_every_style_renders_the_same_layout_differently():
+    spec = SceneSpec(groups=(ObjectGroup("star", 1, "red", "large", "center"),))
+    scene = layout(spec, random.Random(0))
+    images = {}
+    for style in vocab.STYLES:
+        styled = Scene(scene.items, scene.background, style)
+        images[style] = np.asarray(render(styled), dtype=np.int16)
+    digests = {style: _digest_array(arr) for style, arr in images.items()}
+    assert len(set(digests.values())) == len(vocab.STYLES)
+    # The star stays where it is in every style: the centre pixel differs from the corner.
+    for style, arr in images.items():
+        assert np.abs(arr[64, 64] - arr[2, 2]).sum() > 40 or style == "outline", style
+
+
+def _digest_array(arr: np.ndarray) -> str:
+    return hashlib.sha256(arr.tobytes()).hexdigest()
+
+
+def test_shape_is_drawn_in_its_colour_inside_its_region():
+    for region in vocab.REGIONS:
+        spec = SceneSpec(groups=(ObjectGroup("square", 1, "blue", "medium", region),))
+        scene = layout(spec, random.Random(region))
+        item = scene.items[0]
+        assert item.region == region
+        image = np.asarray(render(scene))
+        y, x = round(item.cy * 127), round(item.cx * 127)
+        assert tuple(image[y, x]) == vocab.COLORS["blue"]
+
+
+@pytest.mark.parametrize("relation", vocab.RELATIONS)
+def test_relations_are_laid_out_as_stated(relation):
+    spec = SceneSpec(
+        groups=(ObjectGroup("circle", 1, "red"), ObjectGroup("dog")),
+        relations=(Relation(0, relation, 1),),
+    )
+    for seed in range(20):
+        scene = layout(spec, random.Random(seed))
+        subject = next(i for i in scene.items if i.kind == "circle")
+        reference = next(i for i in scene.items if i.kind == "dog")
+        assert relation_holds(subject, relation, reference)
+
+
+def test_counts_up_to_twenty_are_placed_without_overlap():
+    for count in (1, 5, 12, 20):
+        spec = SceneSpec(groups=(ObjectGroup("heart", count, "pink"),))
+        scene = layout(spec, random.Random(count))
+        assert len(scene.items) == count
+        boxes = [item.box for item in scene.items]
+        for i, a in enumerate(boxes):
+            assert a[0] >= 0 and a[2] <= 1 and a[1] >= 0 and a[3] <= 1
+            for b in boxes[i + 1 :]:
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+def test_twenty_objects_in_one_region_still_fit():
+    spec = SceneSpec(groups=(ObjectGroup("star", 20, "yellow", region="top left"),))
+    scene = layout(spec, random.Random(0))
+    assert len(scene.items) == 20
+    assert all(item.region == "top left" for item in scene.items)
+
+
+def test_text_is_placed_in_its_region_and_fits_the_image():
+    spec = SceneSpec(texts=(TextBlock("ПРИВЕТ", "blue", "bottom left"),))
+    item = layout(spec, random.Random(1)).items[0]
+    assert item.region == "bottom left"
+    left, top, right, bottom = item.box
+    assert left >= 0 and right <= 1 and top >= 0 and bottom <= 1
+
+
+def test_a_word_too_wide_for_its_corner_is_a_clear_error():
+    # Centred in the left third, a word can be at most about 0.59 of the image wide.
+    spec = SceneSpec(texts=(TextBlock("ПРИВЕТСТВИЕ", "blue", "bottom left"),))
+    with pytest.raises(SpecError, match="more than fits"):
+        layout(spec, random.Random(1))
+
+
+def test_validation_rejects_bad_specs_with_one_line_messages():
+    cases = [
+        (SceneSpec(), "nothing to draw"),
+        (SceneSpec(groups=(ObjectGroup("star", 21),)), "21"),
+        (SceneSpec(groups=(ObjectGroup("dog", 1, "red"),)), "own colours"),
+        (SceneSpec(groups=(ObjectGroup("star", 12), ObjectGroup("dog", 9))), "21 objects"),
+    ]
+    for spec, fragment in cases:
+        with pytest.raises(SpecError, match=fragment) as info:
+            spec.validate()
+        assert "\n" not in str(info.value)
+    with pytest.raises(SpecError, match="13 characters"):
+        validate_text("ABCDEFGHIJKLM")
+    with pytest.raises(SpecError, match="unsupported characters"):
+        validate_text("你好")
+
+
+def test_every_word_in_the_word_lists_is_valid_text():
+    for script, listed in words.WORDS.items():
+        for word in listed:
+            validate_text(word)
+            assert vocab.script_of(word) in (script, "latin"), word
+
+
+def test_training_split_never_contains_heldout_combinations():
+    rng = random.Random(1234)
+    for _ in range(5000):
+        assert heldout.violations(random_spec(rng, "train")) == []
+
+
+def test_heldout_split_always_contains_a_heldout_combination():
+    rng = random.Random(99)
+    for _ in range(500):
+        assert heldout.violations(random_spec(rng, "heldout"))
+
+
+def test_heldout_word_check_ignores_case():
+    assert heldout.is_heldout_word("open") and heldout.is_heldout_word("OPEN")
+    assert not heldout.is_heldout_word("OPENS")
+
+
+def test_random_specs_cover_the_vocabulary():
+    rng = random.Random(5)
+    kinds, colors, regions, styles, backgrounds, counts = set(), set(), set(), set(), set(), set()
+    for _ in range(4000):
+        spec = random_spec(rng)
+        for g in spec.groups:
+            kinds.add(g.kind)
+            colors.add(g.color)
+            regions.add(g.region)
+            counts.add(g.count)
+        styles.add(spec.style)
+        backgrounds.add(spec.background)
+    assert kinds == set(vocab.KINDS)
+    assert set(vocab.COLORS) <= colors
+    assert set(vocab.REGIONS) <= regions
+    assert set(vocab.STYLES) == styles
+    assert set(vocab.BACKGROUNDS) <= backgrounds
+    assert max(counts) == vocab.MAX_COUNT
+
+
+def test_examples_are_pure_functions_of_seed_split_and_index():
+    assert make_example(1, 5) == make_example(1, 5)
+    assert make_example(1, 5) != make_example(2, 5)
+    assert make_example(1, 5, "train") != make_example(1, 5, "heldout")
+
+
+def test_scene_json_round_trips():
+    scene = make_example(0, 3).scene
+    assert Scene.from_json(scene.to_json()) == scene
