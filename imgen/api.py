@@ -25,7 +25,7 @@ from imgen.sampler import SamplerConfig, sample_tokens
 from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
 
-BUNDLED = Path(__file__).parent / "checkpoints" / "default"
+BUNDLED = Path(__file__).parent / "weights" / "default"
 TOKENIZER_FILE, GENERATOR_FILE = "tokenizer.safetensors", "generator.safetensors"
 
 # callback(phase, step, total, preview image per prompt)

@@ -209,12 +209,48 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+@train_app.command("tokenizer")
+def train_tokenizer_command(
+    out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint.")] = Path("runs/tokenizer"),
+    data: Annotated[str, typer.Option(help="'world' or a folder of PNG/JPEG/WebP images.")] = "world",
+    size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
+    max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 6_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
+) -> None:
+    """Train the VQ image tokenizer; resumes from OUT if a run is there."""
+    from imgen.tokenizer.config import VQ_SIZES
+    from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
+
+    if size not in VQ_SIZES:
+        fail(f"unknown size {size!r}; choose one of {', '.join(VQ_SIZES)}")
+    if data != "world" and not Path(data).is_dir():
+        fail(f"{data}: not a folder (use 'world' for the procedural world)")
+    config = TokenizerTrainConfig(
+        size=size,
+        data=data,
+        out_dir=str(out),
+        batch_size=batch_size,
+        lr=lr,
+        max_minutes=max_minutes,
+        max_steps=max_steps,
+        seed=seed,
+        threads=threads,
+    )
+    final = train_tokenizer(config, progress=lambda record: typer.echo(str(record), err=True))
+    typer.echo(str(final))
+
+
 @train_app.command("generator")
 def train_generator_command(
     tokenizer: Annotated[Path, typer.Option(help="Trained image tokenizer (safetensors).")],
     out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint.")] = Path("runs/generator"),
-    size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    size: Annotated[str, typer.Option(help="Model size: tiny, small, base or large.")] = "small",
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step for the coarse (layout) loss.")] = 32,
+    detail_batch: Annotated[int, typer.Option(min=1, help="Of those, how many also train the detail loss.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
     max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 200_000,
@@ -234,6 +270,7 @@ def train_generator_command(
         out_dir=str(out),
         size=size,
         batch_size=batch_size,
+        detail_batch=detail_batch,
         lr=lr,
         max_minutes=max_minutes,
         max_steps=max_steps,

@@ -44,6 +44,16 @@ def test_coarse_phase_logits_match_the_training_forward():
         torch.testing.assert_close(model.coarse_logits(text, masked), train_logits, atol=1e-5, rtol=1e-5)
 
 
+def test_detail_only_pass_matches_the_training_forward():
+    model = _model()
+    text, coarse, detail = _inputs()
+    masked = coarse.clone()
+    masked[:, 1::2] = CONFIG.mask_id
+    with torch.no_grad():
+        _, train_logits = model(text, masked, coarse, detail)
+        torch.testing.assert_close(model.detail_forward(text, coarse, detail), train_logits, atol=1e-5, rtol=1e-5)
+
+
 def test_detail_tokens_never_see_the_future():
     model = _model()
     text, coarse, detail = _inputs(1)
