@@ -114,89 +114,166 @@ EXIT_MODEL_UNAVAILABLE = 3
 
 @app.command("generate")
 def generate(
-    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    prompt: Annotated[str | None, typer.Argument(help="What to draw (or use --prompts).")] = None,
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="PNG path; may use {index}, {seed}, {slug}.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the first image; image i uses seed + i.")] = 0,
-    count: Annotated[int, typer.Option("-n", "--count", help="How many images.", min=1, max=1000)] = 1,
-    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = 1.0,
-    coarse_steps: Annotated[int, typer.Option(help="Parallel steps of the coarse phase.", min=1, max=64)] = 8,
-    sampler: Annotated[str, typer.Option(help="two-phase (default) or raster (baseline).")] = "two-phase",
+    prompts_file: Annotated[
+        str | None,
+        typer.Option("--prompts", help="File of prompts (one per line, # comments) or JSON lines; - for stdin."),
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder for the images (created if missing).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
+    count: Annotated[int, typer.Option("-n", "--count", help="Images per prompt.", min=1, max=1000)] = 1,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass (never changes an image).", min=1)] = 1,
+    cfg: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (1 = off). [default: 3.0]")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature. [default: 1.0]", min=0.0)] = None,
+    top_k: Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
+    coarse_steps: Annotated[
+        int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="two-phase (default) or raster (baseline).")] = None,
+    from_image: Annotated[
+        Path | None, typer.Option(help="Take prompt, seed and settings from an imgen PNG (flags given here win).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     preview: Annotated[bool, typer.Option(help="Draw the image filling in on a terminal.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
 ) -> None:
     """Generate images from a prompt with the bundled (or a given) checkpoint.
 
+    Re-running a command skips images already written with the same settings, so
+    an interrupted batch resumes where it stopped. Under torchrun, ranks share the
+    prompts and each image is made once.
+
     Examples:
 
       imgen generate "a red circle in the top left"
 
       imgen generate 'three blue stars above a dog, the word "HI" at the bottom' -n 4 -o "out/{slug}-{seed}.png"
+
+      imgen generate --prompts prompts.txt --out-dir out --batch-size 8 --json > log.jsonl
+
+      imgen generate --from-image out/a-red-circle-s0.png -o again.png
     """
     import json
-    import time
+    from dataclasses import replace
 
     from imgen.api import ModelUnavailableError, load
+    from imgen.batch import (
+        PromptFileError,
+        PromptLine,
+        distributed_rank,
+        job_record,
+        plan_jobs,
+        read_metadata,
+        read_prompt_file,
+        run_jobs,
+        sampler_from_metadata,
+        shard,
+    )
     from imgen.checkpoints import CheckpointError
-    from imgen.io import OutputExistsError, save_png
-    from imgen.outputs import image_metadata, output_path, parameters_text
     from imgen.preview import TerminalPreview
-    from imgen.sampler import SamplerConfig
 
-    if not prompt.strip():
+    recorded: dict = {}
+    if from_image is not None:
+        recorded = read_metadata(from_image) or {}
+        if not recorded:
+            fail(f"{from_image}: not a PNG written by imgen (no imgen metadata)")
+    if prompt is not None and prompts_file is not None:
+        fail("give a prompt or --prompts, not both")
+    if prompt is None and prompts_file is None:
+        prompt = recorded.get("prompt")
+        if prompt is None:
+            fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
+    if prompt is not None and not prompt.strip():
         fail("the prompt is empty")
-    if sampler not in ("two-phase", "raster"):
-        fail(f"unknown sampler {sampler!r}; choose two-phase or raster")
-    paths = [output_path(output, prompt, seed + i, i, count) for i in range(count)]
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        fail(f"{existing[0]} exists; pass --overwrite to replace it")
+    base = sampler_from_metadata(recorded) if recorded else _default_sampler()
+    overrides = {
+        "cfg": cfg,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "coarse_steps": coarse_steps,
+        "mode": sampler,
+    }
+    settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    if settings.mode not in ("two-phase", "raster"):
+        fail(f"unknown sampler {settings.mode!r}; choose two-phase or raster")
+    base_seed = seed if seed is not None else int(recorded.get("seed", 0))
+    if model is None and recorded.get("model") not in (None, "default"):
+        model = recorded["model"]
     try:
-        pipe = load(model)
+        lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(prompt or "")]
+        jobs = plan_jobs(lines, base_seed, settings, output, out_dir, count)
+    except (PromptFileError, KeyError, IndexError, ValueError) as error:
+        fail(str(error))
+    rank, world = distributed_rank()
+    jobs = shard(jobs, rank, world)
+    try:
+        pipe = load(model, threads=threads or None)
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    unknown = pipe.unknown_words(prompt)
-    if unknown:
-        warn("words this checkpoint never saw: " + ", ".join(unknown))
-    config = SamplerConfig(
-        coarse_steps=coarse_steps, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, mode=sampler
-    )
-    show = preview and TerminalPreview.wanted()
-    failures = 0
-    for i, path in enumerate(paths):
-        image_seed = seed + i
-        terminal = TerminalPreview() if show else None
+    if recorded.get("model_sha256") and recorded["model_sha256"] != pipe.sha256:
+        warn(f"{from_image} was made with another checkpoint; the image will differ")
+    for line in lines:
+        unknown = pipe.unknown_words(line.prompt)
+        if unknown:
+            warn(f"words this checkpoint never saw in {line.prompt!r}: " + ", ".join(unknown))
 
-        def draw(phase: str, step: int, total: int, images: list, terminal=terminal) -> None:
+    show = preview and len(jobs) == 1 and TerminalPreview.wanted()
+    terminal = TerminalPreview() if show else None
+
+    def draw(phase: str, step: int, total: int, images: list) -> None:
+        if terminal is not None:
             terminal.show(images[0], f"{phase} {step}/{total}")
 
-        start = time.perf_counter()
-        image = pipe.generate([prompt], sampler=config, seeds=[image_seed], callback=draw if terminal else None)[0]
-        if terminal:
+    def on_result(result) -> None:
+        if terminal is not None:
             terminal.clear()
-        meta = image_metadata(prompt, config, image_seed, image.width, pipe.name, pipe.sha256)
-        text = {"parameters": parameters_text(prompt, config, image_seed, image.width, pipe.name, pipe.sha256)}
-        try:
-            save_png(image, path, overwrite=overwrite, text=text, metadata=meta)
-        except (OutputExistsError, OSError) as error:
-            warn(str(error))
-            failures += 1
-            continue
-        seconds = round(time.perf_counter() - start, 3)
         if as_json:
-            typer.echo(json.dumps({"path": str(path), **meta, "seconds": seconds}, ensure_ascii=False))
+            record = job_record(result, pipe.image_size, pipe.name, pipe.sha256)
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        elif result.status == "failed":
+            warn(result.error or f"{result.job.path}: failed")
         else:
-            typer.echo(f"{path}\tseed={image_seed}")
+            typer.echo(f"{result.job.path}\tseed={result.job.seed}\t{result.status}")
+
+    results = run_jobs(pipe, jobs, batch_size, overwrite, on_result, draw if terminal else None)
+    failures = sum(r.status == "failed" for r in results)
     if failures:
-        if failures == len(paths):
+        if failures == len(results):
             fail("no image was written", EXIT_BAD_INPUT)
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _default_sampler():
+    from imgen.sampler import SamplerConfig
+
+    return SamplerConfig()
+
+
+@app.command("info")
+def info(image: Annotated[Path, typer.Argument(help="A PNG written by imgen.")]) -> None:
+    """Print what an imgen PNG records: prompt, seed, sampler settings, checkpoint.
+
+    Example:
+
+      imgen info out/a-red-circle-s0.png
+    """
+    import json
+
+    from imgen.batch import read_metadata
+
+    if not image.is_file():
+        fail(f"{image}: no such file")
+    record = read_metadata(image)
+    if record is None:
+        fail(f"{image}: not a PNG written by imgen (no imgen metadata)")
+    typer.echo(json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True))
 
 
 train_app = typer.Typer(

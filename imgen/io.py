@@ -49,11 +49,18 @@ def save_png(
     try:
         with os.fdopen(handle, "wb") as stream:
             image.save(stream, format="PNG", pnginfo=info)
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:

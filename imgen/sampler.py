@@ -174,14 +174,22 @@ def raster_coarse(
     null_ids: torch.Tensor,
     config: SamplerConfig,
     generators: list[torch.Generator],
+    coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
 ) -> torch.Tensor:
-    """Baseline phase 1: one coarse cell per forward pass, in raster order. Returns (B, C)."""
+    """Baseline phase 1: one coarse cell per forward pass, in raster order. Returns (B, C).
+
+    Fixed cells are known context from the start; a draw is still made for them
+    (and discarded) so an image's random stream does not depend on its batch.
+    """
     B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
     grid = torch.full((B, C), mask_id, dtype=torch.long)
+    if coarse_fixed is not None:
+        grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
     texts = _doubled(text_ids, null_ids)
     for cell in range(C):
         logits = model.coarse_logits(texts, torch.cat([grid, grid]))[:, cell]  # (2B, V)
-        grid[:, cell] = _choose(logits, config, generators)
+        drawn = _choose(logits, config, generators)
+        grid[:, cell] = drawn if coarse_fixed is None else torch.where(coarse_fixed[:, cell] >= 0, grid[:, cell], drawn)
     return grid
 
 
@@ -199,7 +207,7 @@ def sample_tokens(
     """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail)."""
     generators = make_generators(seeds)
     if config.mode == "raster":
-        coarse = raster_coarse(model, text_ids, null_ids, config, generators)
+        coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed)
     elif config.mode == "two-phase":
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback)
     else:

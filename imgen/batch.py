@@ -1,0 +1,301 @@
+"""Batches of images from shell scripts: prompt files, job plans, resume and sharding.
+
+A run is planned up front as a list of `Job`s (prompt, seed, sampler settings,
+output path), so that the same command always means the same files. Each image
+is written atomically as soon as it is done; re-running a command skips every
+job whose file already exists with matching metadata, which is what makes an
+interrupted run resumable. Under `torchrun` each rank takes every WORLD_SIZE-th
+job, so every image is made exactly once and the set of files is the same as
+in a one-process run (an image never depends on its batch or its rank).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from PIL import Image
+
+from imgen.outputs import image_metadata, output_path, parameters_text
+from imgen.sampler import SamplerConfig
+
+if TYPE_CHECKING:
+    from imgen.api import Pipeline, PreviewCallback
+
+
+class PromptFileError(ValueError):
+    """A prompt file line that cannot be used; the message names the line."""
+
+
+@dataclass(frozen=True)
+class PromptLine:
+    """One line of a prompt file: a prompt and optional per-line settings."""
+
+    prompt: str
+    seed: int | None = None
+    n: int = 1
+    cfg: float | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to make: everything that decides its pixels, and where it goes."""
+
+    index: int
+    prompt: str
+    seed: int
+    sampler: SamplerConfig
+    path: Path
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    status: str  # "written", "skipped" (already there, same metadata) or "failed"
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def read_prompt_lines(text: str, source: str = "prompts") -> list[PromptLine]:
+    """Plain lines (one prompt each, `#` comments, blanks ignored) or JSON lines with `prompt`, `seed`, `n`, `cfg`,
+    `name`."""
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("{"):
+            lines.append(PromptLine(prompt=line))
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PromptFileError(f"{source}:{number}: not valid JSON ({error.msg})") from None
+        unknown = set(record) - {"prompt", "seed", "n", "cfg", "name"}
+        if unknown:
+            raise PromptFileError(f"{source}:{number}: unknown field(s) {', '.join(sorted(unknown))}")
+        prompt = record.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptFileError(f"{source}:{number}: 'prompt' must be a non-empty string")
+        n = record.get("n", 1)
+        if not isinstance(n, int) or not 1 <= n <= 1000:
+            raise PromptFileError(f"{source}:{number}: 'n' must be an integer from 1 to 1000")
+        seed = record.get("seed")
+        if seed is not None and not isinstance(seed, int):
+            raise PromptFileError(f"{source}:{number}: 'seed' must be an integer")
+        cfg = record.get("cfg")
+        if cfg is not None and not isinstance(cfg, (int, float)):
+            raise PromptFileError(f"{source}:{number}: 'cfg' must be a number")
+        name = record.get("name")
+        if name is not None and (not isinstance(name, str) or "/" in name or not name.strip()):
+            raise PromptFileError(f"{source}:{number}: 'name' must be a file name without '/'")
+        lines.append(PromptLine(prompt=prompt, seed=seed, n=n, cfg=None if cfg is None else float(cfg), name=name))
+    if not lines:
+        raise PromptFileError(f"{source}: no prompts in the file")
+    return lines
+
+
+def read_prompt_file(path: str, stdin: TextIO | None = None) -> list[PromptLine]:
+    """`path` is a file, or `-` for standard input."""
+    if path == "-":
+        return read_prompt_lines((stdin or sys.stdin).read(), "stdin")
+    source = Path(path)
+    if not source.is_file():
+        raise PromptFileError(f"{source}: no such prompt file")
+    try:
+        return read_prompt_lines(source.read_text(encoding="utf-8"), str(source))
+    except UnicodeDecodeError:
+        raise PromptFileError(f"{source}: not UTF-8 text") from None
+
+
+def plan_jobs(
+    lines: Iterable[PromptLine],
+    base_seed: int,
+    sampler: SamplerConfig,
+    pattern: str | None = None,
+    out_dir: Path | None = None,
+    count: int = 1,
+) -> list[Job]:
+    """Expand prompt lines into jobs. Image i of the run gets seed `base_seed + i` unless its line sets a seed
+    (then the line's images get `seed, seed + 1, ...`)."""
+    jobs: list[Job] = []
+    lines = list(lines)
+    total = sum(line.n * count for line in lines)
+    for line in lines:
+        for j in range(line.n * count):
+            index = len(jobs)
+            seed = base_seed + index if line.seed is None else line.seed + j
+            settings = sampler if line.cfg is None else replace(sampler, cfg=line.cfg)
+            if line.name is not None:
+                stem = line.name if line.n * count == 1 else f"{Path(line.name).stem}-{j}"
+                path = Path(stem if stem.endswith(".png") else f"{stem}.png")
+            else:
+                path = output_path(pattern, line.prompt, seed, index, total)
+            if out_dir is not None and not path.is_absolute():
+                path = out_dir / path
+            jobs.append(Job(index=index, prompt=line.prompt, seed=seed, sampler=settings, path=path))
+    seen: dict[Path, int] = {}
+    for job in jobs:
+        if job.path in seen:
+            raise PromptFileError(
+                f"images {seen[job.path]} and {job.index} would both be written to {job.path}; "
+                "use -o with {index} or {seed}"
+            )
+        seen[job.path] = job.index
+    return jobs
+
+
+def shard(jobs: list[Job], rank: int, world_size: int) -> list[Job]:
+    """The jobs of one rank: every `world_size`-th, starting at `rank`."""
+    return jobs[rank::world_size]
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) from the environment torchrun sets; (0, 1) when run alone."""
+    try:
+        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 0, 1
+
+
+def read_metadata(path: Path) -> dict | None:
+    """imgen's JSON record of a PNG, or None when the file is not an imgen PNG."""
+    try:
+        with Image.open(path) as image:
+            raw = image.info.get("imgen") if image.format == "PNG" else None
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def expected_metadata(job: Job, size: int, model: str, sha256: str) -> dict:
+    return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256)
+
+
+def already_done(job: Job, size: int, model: str, sha256: str) -> bool | None:
+    """True when the file exists with the same metadata; False when it exists and differs; None when absent."""
+    if not job.path.exists():
+        return None
+    return read_metadata(job.path) == expected_metadata(job, size, model, sha256)
+
+
+def remove_stale_temporaries(jobs: Iterable[Job]) -> int:
+    """Delete temporary files an earlier, killed run left beside its outputs. Returns how many."""
+    removed = 0
+    for job in jobs:
+        folder = job.path.parent if str(job.path.parent) else Path(".")
+        if not folder.is_dir():
+            continue
+        for stale in folder.glob(f".{job.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
+    """Consecutive groups of at most `batch_size` jobs that share sampler settings (one forward pass each)."""
+    groups: list[list[Job]] = []
+    for job in jobs:
+        if groups and len(groups[-1]) < batch_size and groups[-1][0].sampler == job.sampler:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def job_record(result: JobResult, size: int, model: str, sha256: str) -> dict:
+    """The JSON line printed for one job."""
+    job = result.job
+    record = {"path": str(job.path), "status": result.status}
+    record.update(expected_metadata(job, size, model, sha256))
+    record["seconds"] = round(result.seconds, 3)
+    if result.error:
+        record["error"] = result.error
+    return record
+
+
+def png_text(job: Job, size: int, model: str, sha256: str) -> dict[str, str]:
+    return {"parameters": parameters_text(job.prompt, job.sampler, job.seed, size, model, sha256)}
+
+
+def sampler_from_metadata(record: dict) -> SamplerConfig:
+    """The sampler settings an imgen PNG records (unknown keys ignored, missing ones default)."""
+    known = asdict(SamplerConfig())
+    values = {k: v for k, v in (record.get("sampler") or {}).items() if k in known}
+    return SamplerConfig(**values)
+
+
+ResultCallback = Callable[[JobResult], None]
+
+
+def run_jobs(
+    pipe: Pipeline,
+    jobs: list[Job],
+    batch_size: int = 1,
+    overwrite: bool = False,
+    on_result: ResultCallback | None = None,
+    preview: PreviewCallback | None = None,
+) -> list[JobResult]:
+    """Make every job's image, batch by batch, writing each file atomically as soon as it exists.
+
+    Jobs whose file is already there with the same metadata are skipped (resume);
+    a file there with other metadata is a failure unless `overwrite`. A failure to
+    write one image does not stop the others.
+    """
+    from imgen.io import save_png
+
+    size = pipe.image_size
+    remove_stale_temporaries(jobs)
+    results: list[JobResult] = []
+
+    def report(result: JobResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    todo = []
+    for job in jobs:
+        done = already_done(job, size, pipe.name, pipe.sha256)
+        if done:
+            report(JobResult(job, "skipped"))
+        elif done is False and not overwrite:
+            report(JobResult(job, "failed", error=f"{job.path} exists with other settings; pass --overwrite"))
+        else:
+            todo.append(job)
+    for group in batches_of(todo, batch_size):
+        start = time.perf_counter()
+        images = pipe.generate(
+            [job.prompt for job in group],
+            sampler=group[0].sampler,
+            seeds=[job.seed for job in group],
+            callback=preview if len(group) == 1 else None,
+        )
+        seconds = (time.perf_counter() - start) / len(group)
+        for job, image in zip(group, images, strict=True):
+            try:
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                save_png(
+                    image,
+                    job.path,
+                    overwrite=True,
+                    text=png_text(job, size, pipe.name, pipe.sha256),
+                    metadata=expected_metadata(job, size, pipe.name, pipe.sha256),
+                )
+            except OSError as error:
+                report(JobResult(job, "failed", seconds, str(error)))
+                continue
+            report(JobResult(job, "written", seconds))
+    return results

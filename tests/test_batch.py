@@ -1,0 +1,137 @@
+"""Batches from shell scripts: prompt files, resume after kills, --from-image, torchrun sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imgen.batch import PromptFileError, PromptLine, plan_jobs, read_metadata, read_prompt_lines, shard
+from imgen.sampler import SamplerConfig
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+
+
+def imgen(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_prompt_files_accept_plain_lines_comments_and_json_lines():
+    text = '# a comment\n\na red circle\n{"prompt": "a cat", "seed": 5, "n": 2, "cfg": 2.5, "name": "cat"}\n'
+    lines = read_prompt_lines(text)
+    assert lines == [PromptLine("a red circle"), PromptLine("a cat", seed=5, n=2, cfg=2.5, name="cat")]
+    jobs = plan_jobs(lines, base_seed=10, sampler=SamplerConfig())
+    assert [(j.prompt, j.seed, j.sampler.cfg, j.path.name) for j in jobs] == [
+        ("a red circle", 10, 3.0, "a-red-circle-s10.png"),
+        ("a cat", 5, 2.5, "cat-0.png"),
+        ("a cat", 6, 2.5, "cat-1.png"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"prompt": "a cat", "colour": 1}', "unknown field"),
+        ('{"prompt": ""}', "'prompt'"),
+        ('{"prompt": "a cat", "n": 0}', "'n'"),
+        ("{not json", "not valid JSON"),
+        ("# only a comment\n", "no prompts"),
+    ],
+)
+def test_bad_prompt_file_lines_name_the_line(text: str, fragment: str):
+    with pytest.raises(PromptFileError, match=fragment):
+        read_prompt_lines(text, "p.txt")
+
+
+def test_two_jobs_writing_one_file_is_refused():
+    with pytest.raises(PromptFileError, match="both be written"):
+        plan_jobs([PromptLine("a cat"), PromptLine("a cat")], 0, SamplerConfig(), pattern="{slug}.png")
+
+
+def test_shards_cover_every_job_exactly_once():
+    jobs = plan_jobs([PromptLine(f"{i} cats") for i in range(1, 12)], 0, SamplerConfig())
+    parts = [shard(jobs, rank, 3) for rank in range(3)]
+    assert sorted(j.index for part in parts for j in part) == list(range(11))
+
+
+def test_killed_runs_resume_to_exactly_the_planned_images(tmp_path: Path, tiny_checkpoint: Path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(
+        "\n".join(f"{['a red', 'a blue', 'a green', 'a pink'][i % 4]} star number {i}" for i in range(40))
+    )
+    command = [sys.executable, "-m", "imgen", "generate", "--prompts", str(prompts), "--out-dir", "out"]
+    command += ["--model", str(tiny_checkpoint), "--json", "--threads", "1"]
+    rng = random.Random(3)
+    for _ in range(3):
+        process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 6.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    records = [json.loads(line) for line in final.stdout.splitlines()]
+    assert len({(r["prompt"], r["seed"]) for r in records}) == 40
+    assert {r["status"] for r in records} <= {"written", "skipped"}
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 40 and all(f.suffix == ".png" for f in files)
+    for file in files:
+        with Image.open(file) as image:
+            image.load()
+            assert image.size == (128, 128)
+        assert read_metadata(file)["prompt"].endswith(file.stem.split("-number-")[1].split("-s")[0])
+
+
+def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, tiny_checkpoint: Path):
+    model = str(tiny_checkpoint)
+    imgen("generate", "two yellow hearts", "-n", "12", "--batch-size", "6", "--seed", "100", "--out-dir", "batch",
+          "--model", model, cwd=tmp_path)  # fmt: skip
+    files = sorted((tmp_path / "batch").iterdir())
+    assert len(files) == 12
+    for file in random.Random(0).sample(files, 10):
+        again = tmp_path / f"again-{file.name}"
+        imgen("generate", "--from-image", str(file), "-o", str(again), "--model", model, cwd=tmp_path)
+        assert again.read_bytes() == file.read_bytes()
+
+
+def test_an_existing_file_with_other_settings_is_not_overwritten(tmp_path: Path, tiny_checkpoint: Path):
+    model = str(tiny_checkpoint)
+    imgen("generate", "a red circle", "-o", "x.png", "--model", model, cwd=tmp_path)
+    before = (tmp_path / "x.png").read_bytes()
+    result = imgen("generate", "a blue circle", "-o", "x.png", "--model", model, cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    assert (tmp_path / "x.png").read_bytes() == before
+    imgen("generate", "a blue circle", "-o", "x.png", "--model", model, "--overwrite", cwd=tmp_path)
+    assert read_metadata(tmp_path / "x.png")["prompt"] == "a blue circle"
+
+
+def test_torchrun_with_two_processes_makes_the_same_images_as_one(tmp_path: Path, tiny_checkpoint: Path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\na cat\nthree blue stars\na green square in the top left\na dog\n")
+    args = ["generate", "--prompts", str(prompts), "--model", str(tiny_checkpoint), "--threads", "1"]
+    imgen(*args, "--out-dir", "one", cwd=tmp_path)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
+    result = subprocess.run(
+        [*launcher, "-m", "imgen", *args, "--out-dir", "two"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    one = {f.name: f.read_bytes() for f in (tmp_path / "one").iterdir()}
+    two = {f.name: f.read_bytes() for f in (tmp_path / "two").iterdir()}
+    assert len(one) == 5 and one == two
