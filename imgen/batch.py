@@ -192,6 +192,17 @@ def already_done(job: Job, size: int, model: str, sha256: str) -> bool | None:
     return read_metadata(job.path) == expected_metadata(job, size, model, sha256)
 
 
+def prepare_folders(jobs: Iterable[Job]) -> None:
+    """Create the output folders up front, so a bad path fails before any image is computed."""
+    for folder in sorted({job.path.parent for job in jobs if str(job.path.parent)}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise PromptFileError(f"cannot write into {folder}: {error.strerror or error}") from None
+        if not os.access(folder, os.W_OK):
+            raise PromptFileError(f"cannot write into {folder}: permission denied")
+
+
 def remove_stale_temporaries(jobs: Iterable[Job]) -> int:
     """Delete temporary files an earlier, killed run left beside its outputs. Returns how many."""
     removed = 0
@@ -295,7 +306,7 @@ def run_jobs(
                     metadata=expected_metadata(job, size, pipe.name, pipe.sha256),
                 )
             except OSError as error:
-                report(JobResult(job, "failed", seconds, str(error)))
+                report(JobResult(job, "failed", seconds, f"cannot write {job.path}: {error.strerror or error}"))
                 continue
             report(JobResult(job, "written", seconds))
     return results

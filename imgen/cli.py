@@ -138,7 +138,9 @@ def generate(
         Path | None, typer.Option(help="Take prompt, seed and settings from an imgen PNG (flags given here win).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
-    threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
+    threads: Annotated[
+        int, typer.Option(help="Torch threads (0 = auto: 1 for --batch-size 1, else torch's default).", min=0)
+    ] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     preview: Annotated[bool, typer.Option(help="Draw the image filling in on a terminal.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
@@ -169,6 +171,7 @@ def generate(
         distributed_rank,
         job_record,
         plan_jobs,
+        prepare_folders,
         read_metadata,
         read_prompt_file,
         run_jobs,
@@ -209,12 +212,15 @@ def generate(
     try:
         lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(prompt or "")]
         jobs = plan_jobs(lines, base_seed, settings, output, out_dir, count)
+        prepare_folders(jobs)
     except (PromptFileError, KeyError, IndexError, ValueError) as error:
         fail(str(error))
     rank, world = distributed_rank()
     jobs = shard(jobs, rank, world)
     try:
-        pipe = load(model, threads=threads or None)
+        # One image at a time is a chain of tiny matrix products: a second thread only adds
+        # synchronisation, and stalls badly when other processes share the cores.
+        pipe = load(model, threads=threads or (1 if batch_size == 1 else None))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     if recorded.get("model_sha256") and recorded["model_sha256"] != pipe.sha256:

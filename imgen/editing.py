@@ -17,6 +17,7 @@ original at the original's resolution, and `restyle` letterboxes the reference.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,9 @@ def _encode(pipe: Pipeline, square: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     return grids.coarse.reshape(1, -1), grids.detail.reshape(1, -1)
 
 
-def _progress(pipe: Pipeline, finish, callback: PreviewCallback | None) -> ProgressCallback | None:
+def _progress(
+    pipe: Pipeline, finish: Callable[[Image.Image], Image.Image], callback: PreviewCallback | None
+) -> ProgressCallback | None:
     """Adapt the sampler's token callback to previews finished like the final images (`finish`)."""
     if callback is None:
         return None

@@ -83,7 +83,8 @@ class PromptEncoder:
 
     @property
     def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
+        """One past the largest id: the trainer may leave gaps, so the count of entries is not enough."""
+        return max(self.tokenizer.get_vocab(with_added_tokens=True).values()) + 1
 
     def encode(self, prompt: str) -> list[int]:
         """Ids of `prompt`, truncated to `max_length` and right-padded with `<pad>`."""

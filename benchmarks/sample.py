@@ -1,0 +1,139 @@
+"""Sampling speed on this machine: GEMM peak, latency, throughput, utilisation, cold start, memory.
+
+    python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 3]
+
+Everything is measured in one run, so the ratios (two-phase vs raster, batch
+throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
+products and attention of every forward pass the sampler makes (guidance
+doubles the batch), divided by wall time: that is the utilisation figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import write_result
+from imgen.api import Pipeline, load
+from imgen.sampler import SamplerConfig
+from imgen.training import bf16_supported
+
+
+def gemm_peak(size: int = 1536, repeats: int = 10) -> tuple[float, str]:
+    """GFLOP/s of a large square matrix product in the dtype sampling would use."""
+    dtype = torch.bfloat16 if bf16_supported("cpu") else torch.float32
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    seconds = time.perf_counter() - start
+    return 2 * size**3 * repeats / seconds / 1e9, str(dtype).removeprefix("torch.")
+
+
+def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
+    """FLOPs of the generator's forward passes for one image (matmuls + attention), guidance included."""
+    g = pipe.generator.config
+    d, layers = g.d_model, g.n_layers
+    per_token = layers * (2 * 4 * d * d + 2 * 2 * int(g.mlp_ratio * d) * d)  # qkv+out, MLP
+    T, C, D = g.text_len, g.coarse_len, g.detail_len
+    rows = 2 if config.cfg != 1.0 else 1
+    if config.mode == "two-phase":
+        coarse_tokens, coarse_attention = config.coarse_steps * (T + C), config.coarse_steps * (T + C) ** 2
+        coarse_head = config.coarse_steps * C * d * g.coarse_vocab * 2
+    else:
+        coarse_tokens, coarse_attention = C * (T + C), C * (T + C) ** 2
+        coarse_head = C * C * d * g.coarse_vocab * 2
+    detail_tokens = T + C + D
+    detail_attention = (T + C) ** 2 + sum(T + C + j for j in range(D))
+    detail_head = D * d * g.detail_vocab * 2
+    attention = 4 * d * layers * (coarse_attention + detail_attention)
+    return rows * (per_token * (coarse_tokens + detail_tokens) + attention + coarse_head + detail_head)
+
+
+def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> float:
+    """Best-of-`repeats` seconds for one call producing `batch` images (decoding to pixels included)."""
+    prompts = ["three red stars above a blue square"] * batch
+    pipe.generate(prompts[:1], sampler=config, seeds=[0])  # warm
+    best = float("inf")
+    for r in range(repeats):
+        start = time.perf_counter()
+        pipe.generate(prompts, sampler=config, seeds=[r * batch + i for i in range(batch)])
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cold_start(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of `imgen ARGS` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "imgen", *args], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--batches", default="1,4,16,64")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    peak, dtype = gemm_peak()
+    pipe = load(args.model)
+    two_phase, raster = SamplerConfig(), SamplerConfig(mode="raster")
+
+    torch.set_num_threads(1)
+    latency = timed_generate(pipe, 1, two_phase, args.repeats)
+    latency_raster = timed_generate(pipe, 1, raster, 1)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    throughput = {}
+    for batch in (int(b) for b in args.batches.split(",")):
+        seconds = timed_generate(pipe, batch, two_phase, args.repeats if batch <= 16 else 1)
+        gflops = forward_flops(pipe, two_phase) * batch / seconds / 1e9
+        throughput[str(batch)] = {
+            "images_per_s": round(batch / seconds, 2),
+            "model_gflops": round(gflops, 2),
+            "fraction_of_gemm_peak": round(gflops / peak, 3),
+            "process_peak_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+    help_seconds, _ = cold_start(["--help"])
+    with tempfile.TemporaryDirectory() as folder:
+        out = str(Path(folder) / "x.png")
+        model_args = ["--model", args.model] if args.model else []
+        generate_seconds, generate_mb = cold_start(["generate", "a red circle", "-o", out, "--no-preview", *model_args])
+
+    result = {
+        "checkpoint_sha256": pipe.sha256,
+        "gemm_peak_gflops": round(peak, 1),
+        "gemm_dtype": dtype,
+        "latency_two_phase_s": round(latency, 3),
+        "latency_raster_s": round(latency_raster, 3),
+        "speedup_vs_raster": round(latency_raster / latency, 2),
+        "throughput": throughput,
+        "cold_help_s": round(help_seconds, 3),
+        "cold_generate_s": round(generate_seconds, 3),
+        "cold_generate_peak_mb": round(generate_mb, 1),
+        "threads": {"latency": 1, "throughput": torch.get_num_threads()},
+    }
+    path = write_result("sample", result)
+    print(
+        f"two-phase {latency:.3f} s vs raster {latency_raster:.3f} s ({latency_raster / latency:.1f}x); "
+        f"batch 16 {throughput.get('16', {}).get('images_per_s')} img/s; "
+        f"cold generate {generate_seconds:.2f} s; --help {help_seconds:.2f} s -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The command line as a whole: lazy imports and the main error paths of `imgen generate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, imgen.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_empty_prompt_is_one_line_and_exit_code_2(tmp_path: Path, tiny_checkpoint: Path):
+    result = run("generate", "  ", "-o", "x.png", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "imgen: error: the prompt is empty"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_checkpoint_exits_3_without_output(tmp_path: Path):
+    result = run("generate", "a red circle", "-o", "x.png", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1 and "no checkpoint" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_corrupt_checkpoint_exits_3_with_one_line(tmp_path: Path, tiny_checkpoint: Path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in tiny_checkpoint.iterdir():
+        data = file.read_bytes()
+        (broken / file.name).write_bytes(data[: len(data) // 2])
+    result = run("generate", "a red circle", "-o", "x.png", "--model", str(broken), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unwritable_output_folder_is_a_clear_error_and_leaves_nothing(tmp_path: Path, tiny_checkpoint: Path):
+    target = tmp_path / "missing-folder" / "sub"
+    target.parent.write_text("a file where a folder should be")
+    result = run("generate", "a red circle", "-o", str(target / "x.png"), "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "cannot write into" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["missing-folder"]
+
+
+def test_generate_writes_a_png_with_metadata(tmp_path: Path, tiny_checkpoint: Path):
+    result = run("generate", "a red circle", "-o", "x.png", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = run("info", "x.png", cwd=tmp_path)
+    assert '"prompt": "a red circle"' in info.stdout
