@@ -11,7 +11,6 @@ metadata). The CLI calls exactly these functions.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +33,6 @@ PreviewCallback = Callable[[str, int, int, list[Image.Image]], None]
 
 class ModelUnavailableError(RuntimeError):
     """No usable checkpoint at the requested place; the message says what to do."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_generator(model: Generator, prompts: PromptEncoder, path: Path, extra: dict[str, str] | None = None) -> None:
@@ -139,15 +130,17 @@ class Pipeline:
 
 
 def resolve_checkpoint(model: str | Path | None) -> Path:
-    """A checkpoint folder from a name or path (`None` or "default" is the bundled one)."""
-    folder = BUNDLED if model is None or str(model) == "default" else Path(model)
-    if folder.is_file():
-        folder = folder.parent
-    if not (folder / GENERATOR_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
-        raise ModelUnavailableError(
-            f"no checkpoint at {folder}: expected {TOKENIZER_FILE} and {GENERATOR_FILE} in that folder"
-        )
-    return folder
+    """A checkpoint folder from a name in weights.lock, a path, or None / "default" (the bundled one).
+
+    Resolution (and the hash check against the lock) lives in `imgen.weights`;
+    here its errors become `ModelUnavailableError`, which the CLI reports with exit code 3.
+    """
+    from imgen.weights import WeightsError, resolve_model
+
+    try:
+        return resolve_model(None if model is None else str(model))
+    except WeightsError as error:
+        raise ModelUnavailableError(str(error)) from None
 
 
 def load(model: str | Path | None = None, threads: int | None = None) -> Pipeline:
@@ -157,6 +150,8 @@ def load(model: str | Path | None = None, threads: int | None = None) -> Pipelin
     folder = resolve_checkpoint(model)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE).eval()
     generator, prompts, _ = load_generator(folder / GENERATOR_FILE)
+    from imgen.weights import file_sha256
+
     digest = file_sha256(folder / GENERATOR_FILE)
     name = "default" if folder == BUNDLED else folder.name
     return Pipeline(tokenizer=tokenizer, generator=generator, prompts=prompts, name=name, sha256=digest)

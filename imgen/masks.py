@@ -166,7 +166,7 @@ def resolve_mask(image: Image.Image, mask: MaskLike | None, resize_mask: bool = 
             if not resize_mask:
                 raise MaskError(
                     f"the mask is {levels.width}x{levels.height} but the image is {width}x{height}; "
-                    "give a mask of the image's size or allow resizing it (resize_mask)"
+                    "give a mask of the image's size or pass --resize-mask to scale it"
                 )
             levels = levels.resize((width, height), Image.Resampling.BILINEAR)
     regenerate = np.asarray(levels) >= 128
