@@ -433,6 +433,81 @@ def restyle_command(
     _write_one(image, path, overwrite, as_json, record, text, time.perf_counter() - start)
 
 
+@app.command("eval")
+def eval_command(
+    model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
+    suite: Annotated[str, typer.Option(help="quick (about 3 minutes) or full (the reference).")] = "quick",
+    images_per_prompt: Annotated[int, typer.Option(help="Images per prompt (seeds 0..N-1).", min=1)] = 2,
+    out: Annotated[Path, typer.Option(help="Folder for results.json, report.html and the images.")] = Path("eval-out"),
+    reconstruct: Annotated[
+        bool, typer.Option(help="Judge tokenizer reconstructions of ground truth instead (the ceiling).")
+    ] = False,
+    check_judge: Annotated[
+        bool, typer.Option(help="Score the judge itself: ground truth must pass, near misses fail.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
+    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
+    threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
+) -> None:
+    """Benchmark prompt following on held-out world prompts, judged from pixels only.
+
+    Prints a table per category, writes OUT/results.json (every verdict) and
+    OUT/report.html (image grids with prompts and verdicts).
+
+    Examples:
+
+      imgen eval --suite quick
+
+      imgen eval --reconstruct            # what the tokenizer alone lets through
+
+      imgen eval --check-judge            # the judge on ground truth and near misses
+    """
+    import json
+
+    from imgen.eval.prompts import SUITES
+
+    if suite not in SUITES:
+        fail(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    if sampler not in ("two-phase", "raster"):
+        fail(f"unknown sampler {sampler!r}; choose two-phase or raster")
+    if check_judge:
+        from imgen.eval.judge import check_judge as run_check
+
+        figures = run_check(suite, seeds=range(images_per_prompt))
+        for name, row in figures["categories"].items():
+            typer.echo(f"{name:22s} ground truth {row['ground_truth']}  near misses {row['mismatched']}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "judge-check.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+        return
+
+    from imgen.api import ModelUnavailableError, load
+    from imgen.checkpoints import CheckpointError
+    from imgen.eval.evaluate import evaluate
+    from imgen.sampler import SamplerConfig
+
+    try:
+        pipe = load(model, threads=threads or None)
+    except (ModelUnavailableError, CheckpointError) as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            typer.echo(f"\r{done}/{total} images", err=True, nl=False)
+
+    config = SamplerConfig(cfg=cfg, mode=sampler)
+    report = evaluate(pipe, suite, images_per_prompt, out, reconstruct, config, batch_size, progress)
+    if sys.stderr.isatty():
+        typer.echo("", err=True)
+    what = "tokenizer reconstructions" if reconstruct else "generator"
+    typer.echo(f"{suite} suite v{report.suite_version}, {what}, checkpoint {pipe.name} ({pipe.sha256[:10]})")
+    for name, accuracy in report.categories.items():
+        shown = "not measured" if accuracy is None else f"{accuracy:.3f}"
+        typer.echo(f"  {name:22s} {shown}")
+    overall = "not measured" if report.overall is None else f"{report.overall:.3f}"
+    typer.echo(f"  {'overall':22s} {overall}   ({report.seconds:.0f} s) -> {out / 'report.html'}")
+
+
 @app.command("info")
 def info(image: Annotated[Path, typer.Argument(help="A PNG written by imgen.")]) -> None:
     """Print what an imgen PNG records: prompt, seed, sampler settings, checkpoint.
