@@ -74,6 +74,9 @@ def save_checkpoint(
     os.close(handle)
     try:
         save_file(prepared, temp_name, metadata=dict(metadata))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)  # mkstemp makes 0600 files; checkpoints get the usual mode
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -150,3 +153,22 @@ def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not match the config ({_one_line(error)})") from None
+
+
+def export_checkpoint_folder(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], dtype: str = "fp16"
+) -> Path:
+    """Copy a checkpoint folder with every file's floating-point tensors cast to 16 bits (half the size).
+
+    The header (config, prompt tokenizer, provenance) is kept as it is, so the
+    exported files rebuild their models alone; loaders cast back to fp32.
+    """
+    src, dst = Path(source), Path(target)
+    files = sorted(src.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{src}: no safetensors files to export")
+    dst.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        tensors, metadata = load_checkpoint(file)
+        save_checkpoint(dst / file.name, tensors, {**metadata, "exported_dtype": dtype}, dtype=dtype)
+    return dst

@@ -573,6 +573,28 @@ def train_tokenizer_command(
     typer.echo(str(final))
 
 
+@train_app.command("export")
+def train_export_command(
+    run: Annotated[Path, typer.Argument(help="A checkpoint folder (e.g. runs/generator/checkpoint).")],
+    out: Annotated[Path, typer.Option(help="Folder to write the 16-bit checkpoint to.")],
+    dtype: Annotated[str, typer.Option(help="fp16 or bf16.")] = "fp16",
+) -> None:
+    """Write a 16-bit copy of a checkpoint folder (what gets bundled or published).
+
+    Example:
+
+      imgen train export runs/generator/checkpoint --out imgen/weights/default
+    """
+    from imgen.checkpoints import CheckpointError, export_checkpoint_folder
+
+    if dtype not in ("fp16", "bf16"):
+        fail(f"unknown dtype {dtype!r}; choose fp16 or bf16")
+    try:
+        typer.echo(str(export_checkpoint_folder(run, out, dtype)))
+    except CheckpointError as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+
+
 @train_app.command("generator")
 def train_generator_command(
     tokenizer: Annotated[Path, typer.Option(help="Trained image tokenizer (safetensors).")],

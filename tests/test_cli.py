@@ -63,3 +63,13 @@ def test_generate_writes_a_png_with_metadata(tmp_path: Path, tiny_checkpoint: Pa
     assert result.returncode == 0, result.stderr
     info = run("info", "x.png", cwd=tmp_path)
     assert '"prompt": "a red circle"' in info.stdout
+
+
+def test_export_halves_a_checkpoint_that_still_generates(tmp_path: Path, tiny_checkpoint: Path):
+    out = tmp_path / "half"
+    result = run("train", "export", str(tiny_checkpoint), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for file in tiny_checkpoint.iterdir():
+        assert (out / file.name).stat().st_size < 0.6 * file.stat().st_size
+    made = run("generate", "a red circle", "-o", "x.png", "--model", str(out), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
