@@ -8,6 +8,7 @@ import random
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
@@ -271,3 +272,17 @@ def test_a_generator_that_draws_nothing_scores_zero(tmp_path):
 def test_a_generator_returning_the_wrong_number_of_images_is_an_error():
     with pytest.raises(ValueError, match="returned 0 images"):
         run_suite(lambda prompts, seeds: [], _subset(), images_per_prompt=1)
+
+
+def test_lines_survive_a_mark_that_joined_another_line_first():
+    from imgen.eval.reading import find_lines
+    from imgen.eval.segment import Blob
+
+    def blob(x0: int, y0: int, x1: int, y1: int) -> Blob:
+        return Blob(mask=np.ones((y1 - y0, x1 - x0), dtype=bool), box=(x0, y0, x1, y1))
+
+    # A tall word, a small mark (height 4) above it, and a tiny dot above the mark: the mark joins the word,
+    # leaving its own one-blob line empty while the dot is still being placed.
+    blobs = [blob(20, 15, 24, 19), blob(10, 20, 40, 40), blob(21, 12, 22, 13)]
+    lines = find_lines(blobs)
+    assert sorted(k for line in lines for k in line) == [0, 1, 2]

@@ -81,7 +81,7 @@ def find_lines(blobs: list[Blob]) -> list[list[int]]:
     for line in [line for line in lines if len(line) == 1]:
         mark = blobs[line[0]]
         for home in tall:
-            if home is line:
+            if home is line or not home:  # a single mark already moved into another line leaves an empty one
                 continue
             whole = merge([blobs[k] for k in home])
             if max(mark.height, mark.width) >= 0.5 * whole.height:
