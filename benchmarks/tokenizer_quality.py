@@ -33,7 +33,7 @@ from imgen.world.spec import SceneSpec, SpecError
 
 
 def reconstruct(model: VQTokenizer, image: Image.Image) -> Image.Image:
-    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)[None]
+    pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)[None]
     with torch.no_grad():
         grids = model.encode(pixels)
         out = model.decode(grids.coarse, grids.detail)[0]

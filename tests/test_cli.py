@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -73,3 +75,23 @@ def test_export_halves_a_checkpoint_that_still_generates(tmp_path: Path, tiny_ch
         assert (out / file.name).stat().st_size < 0.6 * file.stat().st_size
     made = run("generate", "a red circle", "-o", "x.png", "--model", str(out), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
+
+
+def test_the_bundled_checkpoint_verifies_against_weights_lock(tmp_path: Path):
+    result = run("weights", "verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_bundled_checkpoint_generates_offline(tmp_path: Path):
+    env = {**ENV, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "imgen", "generate", "a red circle in the top left", "-o", "x.png", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "x.png") as image:
+        assert image.size == (128, 128)

@@ -227,7 +227,6 @@ def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_pat
 
 
 def test_evaluation_reports_psnr_and_codebook_usage():
-    pytest.importorskip("imgen.world.dataset", reason="world renderer not importable")
     from imgen.tokenizer.train import evaluate_tokenizer
 
     result = evaluate_tokenizer(tiny_model(), n_scenes=3, batch_size=2)
