@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from imgen.cli_errors import EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE, EXIT_PARTIAL, fail, warn
 from imgen.weights_cli import weights_app
-
-EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="imgen",
@@ -35,16 +34,6 @@ world_app = typer.Typer(
 )
 app.add_typer(world_app, name="world")
 app.add_typer(weights_app, name="weights")
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print one line to stderr and exit with `code`."""
-    typer.echo(f"imgen: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def warn(message: str) -> None:
-    typer.echo(f"imgen: warning: {message}", err=True)
 
 
 @world_app.command("render")
@@ -109,10 +98,6 @@ def world_sample(
         for index in range(count):
             typer.echo(make_example(seed, index, split).caption)
     typer.echo(str(path))
-
-
-EXIT_PARTIAL = 1
-EXIT_MODEL_UNAVAILABLE = 3
 
 
 @app.command("generate")

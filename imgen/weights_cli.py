@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
-EXIT_BAD_INPUT = 2
-EXIT_MODEL_UNAVAILABLE = 3
+from imgen.cli_errors import EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE, fail
+
 T = TypeVar("T")
 
 weights_app = typer.Typer(
@@ -37,12 +37,6 @@ LockOption = Annotated[
     Path | None,
     typer.Option("--lock", help="Lock file to use (default: $IMGEN_WEIGHTS_LOCK, else the project's weights.lock)."),
 ]
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print one line to stderr and exit with `code` (as `imgen.cli.fail`; not imported, to avoid an import cycle)."""
-    typer.echo(f"imgen: error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _run(action: Callable[[], T]) -> T:

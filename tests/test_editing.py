@@ -11,11 +11,9 @@ import imgen.editing as editing
 from imgen.api import Pipeline
 from imgen.editing import EditResult, edit, reference_confidence, restyle
 from imgen.masks import MaskError, touched_tokens
-from imgen.model import Generator, GPTConfig
+from imgen.model import Generator
 from imgen.sampler import SamplerConfig, sample_tokens
-from imgen.text import PromptEncoder, train_text_tokenizer
-from imgen.tokenizer.config import VQ_SIZES
-from imgen.tokenizer.model import VQTokenizer
+from tests.tiny_checkpoint import tiny_pipeline
 
 PROMPT = "a red circle on a blue background"
 
@@ -27,22 +25,7 @@ def _threads():
 
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
-    torch.manual_seed(0)
-    tokenizer = VQTokenizer(VQ_SIZES["tiny"]).eval()
-    prompts = PromptEncoder(
-        train_text_tokenizer([PROMPT, "a green square in pixel art style", "a cat at night"]), max_length=12
-    )
-    config = GPTConfig(
-        text_vocab=prompts.vocab_size,
-        coarse_vocab=tokenizer.coarse_vocab,
-        detail_vocab=tokenizer.detail_vocab,
-        text_len=12,
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-    )
-    generator = Generator(config).eval()
-    return Pipeline(tokenizer, generator, prompts, "tiny", "0" * 64, SamplerConfig(coarse_steps=4))
+    return tiny_pipeline([PROMPT, "a green square in pixel art style", "a cat at night"], text_len=12)
 
 
 def _photo(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:

@@ -1,0 +1,25 @@
+"""How every `imgen` command reports problems: one line on stderr and a documented exit code.
+
+Shared by the main command line and its sub-apps (`imgen weights`), which
+cannot import each other without a cycle.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+EXIT_PARTIAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_MODEL_UNAVAILABLE = 3
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print one line to stderr and exit with `code`."""
+    typer.echo(f"imgen: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"imgen: warning: {message}", err=True)
