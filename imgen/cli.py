@@ -523,10 +523,37 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+def _run_config(ctx: typer.Context, cls: type, config_file: Path | None, renames: dict[str, str]):
+    """The run's config: defaults < `--config` TOML < flags typed on the command line."""
+    from imgen.train_config import ConfigError, build_config, read_config_file
+
+    given = {}
+    for name, value in ctx.params.items():
+        source = getattr(ctx.get_parameter_source(name), "name", "")  # by name: typer may bundle its own click
+        if name == "config" or value is None or source in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        given[renames.get(name, name)] = str(value) if isinstance(value, Path) else value
+    try:
+        file_values = read_config_file(config_file) if config_file else {}
+        return build_config(cls, file_values, given, str(config_file))
+    except ConfigError as error:
+        fail(str(error))
+
+
+def _print_record(record: dict) -> None:
+    typer.echo(str(record), err=True)
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML file of options (keys as below, with underscores); flags win.")
+]
+
+
 @train_app.command("tokenizer")
 def train_tokenizer_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint.")] = Path("runs/tokenizer"),
-    data: Annotated[str, typer.Option(help="'world' or a folder of PNG/JPEG/WebP images.")] = "world",
+    data: Annotated[str, typer.Option(help="'world' or a folder of images (captions not needed).")] = "world",
     size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
@@ -534,27 +561,28 @@ def train_tokenizer_command(
     max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 6_000,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
+    config: ConfigOption = None,
 ) -> None:
-    """Train the VQ image tokenizer; resumes from OUT if a run is there."""
+    """Train the VQ image tokenizer; resumes from OUT if a run is there.
+
+    Examples:
+
+      imgen train tokenizer --out runs/vq --max-minutes 60
+
+      imgen train tokenizer --data my_icons/ --out runs/icons-vq --config vq.toml
+    """
     from imgen.tokenizer.config import VQ_SIZES
     from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
 
-    if size not in VQ_SIZES:
-        fail(f"unknown size {size!r}; choose one of {', '.join(VQ_SIZES)}")
-    if data != "world" and not Path(data).is_dir():
-        fail(f"{data}: not a folder (use 'world' for the procedural world)")
-    config = TokenizerTrainConfig(
-        size=size,
-        data=data,
-        out_dir=str(out),
-        batch_size=batch_size,
-        lr=lr,
-        max_minutes=max_minutes,
-        max_steps=max_steps,
-        seed=seed,
-        threads=threads,
-    )
-    final = train_tokenizer(config, progress=lambda record: typer.echo(str(record), err=True))
+    run = _run_config(ctx, TokenizerTrainConfig, config, {"out": "out_dir"})
+    if run.size not in VQ_SIZES:
+        fail(f"unknown size {run.size!r}; choose one of {', '.join(VQ_SIZES)}")
+    if run.data != "world" and not Path(run.data).is_dir():
+        fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
+    try:
+        final = train_tokenizer(run, progress=_print_record)
+    except ValueError as error:
+        fail(str(error))
     typer.echo(str(final))
 
 
@@ -582,39 +610,135 @@ def train_export_command(
 
 @train_app.command("generator")
 def train_generator_command(
-    tokenizer: Annotated[Path, typer.Option(help="Trained image tokenizer (safetensors).")],
-    out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint.")] = Path("runs/generator"),
-    size: Annotated[str, typer.Option(help="Model size: tiny, small, base or large.")] = "small",
-    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step for the coarse (layout) loss.")] = 32,
+    ctx: typer.Context,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Trained image tokenizer (safetensors); default: the one of --init.")
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="'world' or a folder of captioned images (see `imgen data check`).")
+    ] = "world",
+    init: Annotated[
+        str | None, typer.Option(help="Fine-tune this checkpoint (name in weights.lock or folder), e.g. 'default'.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint, samples.")] = Path(
+        "runs/generator"
+    ),
+    size: Annotated[
+        str, typer.Option(help="Model size when starting from scratch: tiny, small, base or large.")
+    ] = "small",
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step (global, over all processes).")] = 32,
     detail_batch: Annotated[int, typer.Option(min=1, help="Of those, how many also train the detail loss.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
     max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 200_000,
+    sample_minutes: Annotated[float, typer.Option(help="Save a grid of samples every this many minutes.")] = 10.0,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
+    config: ConfigOption = None,
 ) -> None:
-    """Train the generator on the world; resumes from OUT if a run is there."""
+    """Train the generator; resumes from OUT if a run is there. Ctrl-C saves, then stops.
+
+    Under `torchrun --nproc-per-node N` the same command trains with DDP (gloo on
+    CPU, NCCL on GPU): each process takes its share of every batch, rank 0 writes.
+
+    Examples:
+
+      imgen train generator --tokenizer runs/vq/last.safetensors --out runs/gen --max-minutes 90
+
+      imgen train generator --data my_icons/ --init default --out runs/icons --max-minutes 30
+
+      torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
+    """
+    from imgen.api import ModelUnavailableError
+    from imgen.checkpoints import CheckpointError
     from imgen.generator_train import GeneratorTrainConfig, train_generator
     from imgen.model import GPT_SIZES
+    from imgen.training import TrainingInterrupted
 
-    if size not in GPT_SIZES:
-        fail(f"unknown size {size!r}; choose one of {', '.join(GPT_SIZES)}")
-    if not tokenizer.is_file():
-        fail(f"{tokenizer}: no such tokenizer checkpoint")
-    config = GeneratorTrainConfig(
-        tokenizer=str(tokenizer),
-        out_dir=str(out),
-        size=size,
-        batch_size=batch_size,
-        detail_batch=detail_batch,
-        lr=lr,
-        max_minutes=max_minutes,
-        max_steps=max_steps,
-        seed=seed,
-        threads=threads,
-    )
-    final = train_generator(config, progress=lambda record: typer.echo(str(record), err=True))
+    run = _run_config(ctx, GeneratorTrainConfig, config, {"out": "out_dir"})
+    if run.size not in GPT_SIZES:
+        fail(f"unknown size {run.size!r}; choose one of {', '.join(GPT_SIZES)}")
+    if run.tokenizer and not Path(run.tokenizer).is_file():
+        fail(f"{run.tokenizer}: no such tokenizer checkpoint")
+    if not run.tokenizer and not run.init:
+        fail("give the image tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
+    if run.data != "world" and not Path(run.data).is_dir():
+        fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
+    try:
+        final = train_generator(run, progress=_print_record)
+    except TrainingInterrupted as stopped:
+        typer.echo(f"imgen: {stopped}", err=True)
+        sys.exit(130)
+    except ModelUnavailableError as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+    except (ValueError, CheckpointError) as error:
+        fail(str(error))
     typer.echo(str(final))
+
+
+@train_app.command("plot")
+def train_plot_command(
+    run: Annotated[Path, typer.Argument(help="A run folder with metrics.jsonl.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG to write (default RUN/loss.png).")] = None,
+) -> None:
+    """Draw a run's loss curves as a PNG.
+
+    Example:
+
+      imgen train plot runs/generator -o loss.png
+    """
+    from imgen.plot import plot_run
+
+    try:
+        typer.echo(str(plot_run(run, output)))
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+
+
+data_app = typer.Typer(
+    help="Check a folder of captioned images before training on it.\n\n"
+    "Captions come from metadata.jsonl / metadata.csv (file_name, text) or sidecar .txt files.\n\n"
+    "Example:\n\n  imgen data check my_icons/",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    folder: Annotated[Path, typer.Argument(help="Folder of images with captions.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Report what a training folder holds: counts, sizes, caption lengths and every problem.
+
+    Exit code 0 when every image is readable and captioned, 1 when some files have problems
+    (training still runs, skipping them), 2 when there is nothing to train on.
+    """
+    import json
+
+    from imgen.folder_data import scan_folder
+
+    try:
+        report = scan_folder(folder).summary()
+    except ValueError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        words = report["caption_words"]
+        typer.echo(f"{report['folder']}: {report['images']} images, {report['captioned']} with captions")
+        if report["images"]:
+            sizes = ", ".join(f"{k} ({v})" for k, v in report["sizes"].items())
+            typer.echo(f"  sizes: {sizes}; sides {report['min_side']}..{report['max_side']} px")
+        if words["mean"] is not None:
+            typer.echo(f"  caption words: min {words['min']}, mean {words['mean']}, max {words['max']}")
+        for line in report["problems"]:
+            typer.echo(f"  problem: {line}")
+    if not report["images"]:
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if report["problems"]:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def main() -> None:

@@ -1,49 +1,83 @@
-"""Training the generator: world (or folder) images -> image tokens -> masked + causal losses.
+"""Training the generator: images -> image tokens -> masked coarse loss + causal detail loss.
 
-Each step draws a batch of examples, turns images into coarse and detail token
-grids with the frozen image tokenizer, and captions into prompt ids. The coarse
-grid is masked with a ratio drawn from the cosine schedule the sampler uses
-(so every sampling step has been practised), the detail grid is learnt by
-teacher forcing, and 10% of prompts are replaced by the empty prompt so
-classifier-free guidance has an unconditional model to push against.
+Each step takes one global batch (world scenes rendered on the fly, or a
+user's captioned folder), turns images into coarse and detail token grids with
+the frozen image tokenizer, and captions into prompt ids. The coarse grid is
+masked with a ratio drawn from the cosine schedule the sampler uses (so every
+sampling step has been practised); the detail grid is learnt by teacher
+forcing on every `batch_size // detail_batch`-th example (the detail pass is
+4x longer, and layout, which decides prompt following, is learnt from the
+coarse loss); 10% of prompts become the empty prompt so classifier-free
+guidance has an unconditional model to push against.
 
-The loop is resumable (same step, same data position), stops by itself at a
-time budget, appends metrics as JSON lines and writes a usable checkpoint
-folder (tokenizer + generator) every few minutes.
+Everything random in a step (masks, prompt dropout) comes from a generator
+seeded by (seed, step), and the data position is a global stream index, so:
+
+- an interrupted run (Ctrl-C saves first, or a kill after the last periodic
+  save) resumes with the same losses at the same steps as an unbroken one;
+- under `torchrun` each rank takes its slice of the same global batch and the
+  losses are sums over global counts, so N processes follow the loss curve of
+  one process (see `imgen.distributed`).
+
+The loop stops by itself at a time budget, appends metrics as JSON lines,
+writes a usable checkpoint folder (tokenizer + generator) every few minutes and
+a grid of samples of fixed prompts, so progress can be seen, not only read.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
-import random
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, load_generator, save_generator
+from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
 from imgen.checkpoints import load_tokenizer
+from imgen.distributed import Rank, all_sum, any_rank, setup, teardown
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
-from imgen.training import MetricsLog, TimeBudget, autocast_context, cosine_lr, load_training_state, save_training_state
-from imgen.world.captions import caption
-from imgen.world.examples import example_rng, render_example
-from imgen.world.sampling import random_spec
+from imgen.training import (
+    MetricsLog,
+    StopRequest,
+    TimeBudget,
+    TrainingInterrupted,
+    autocast_context,
+    cosine_lr,
+    load_training_state,
+    save_training_state,
+)
+
+WORLD_SAMPLE_PROMPTS = (
+    "a red circle",
+    "a blue square in the top left",
+    "two yellow stars",
+    "a cat",
+    "a car left of a tree",
+    'the word "HI"',
+    "a green triangle on a black background",
+    "a rocket in pixel art style",
+)
 
 
 @dataclass
 class GeneratorTrainConfig:
     """Options of `imgen train generator`; every field is a CLI flag or a TOML key."""
 
-    tokenizer: str = ""  # path to tokenizer.safetensors
+    tokenizer: str = ""  # tokenizer.safetensors; empty: the one of `init`
+    data: str = "world"  # "world" or a folder of captioned images
+    init: str = ""  # a checkpoint (name in weights.lock or folder) to fine-tune; empty: from scratch
     out_dir: str = "runs/generator"
     size: str = "small"
-    batch_size: int = 32
-    detail_batch: int = 8  # rows of each batch that also train the (4x longer) detail pass
+    batch_size: int = 32  # global: split over torchrun processes
+    detail_batch: int = 8  # examples of each batch that also train the (4x longer) detail pass
     lr: float = 6e-4
     weight_decay: float = 0.05
     warmup_steps: int = 200
@@ -54,103 +88,202 @@ class GeneratorTrainConfig:
     text_len: int = 48
     log_every: int = 20
     checkpoint_minutes: float = 5.0
-    caption_corpus: int = 20_000  # captions the prompt vocabulary is learnt from
+    sample_minutes: float = 10.0  # a grid of samples every this many minutes (0: only at the end)
+    sample_prompts: int = 8
+    caption_corpus: int = 20_000  # world captions the prompt vocabulary is learnt from
     threads: int = 0
 
 
-def build_prompt_encoder(config: GeneratorTrainConfig) -> PromptEncoder:
-    """Learn the prompt vocabulary from world captions (specs only, no rendering: fast)."""
+# ---------------------------------------------------------------- data
+
+
+class ExampleSource(Protocol):
+    def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]: ...
+
+
+class WorldExamples:
+    """World scenes by global stream index: uint8 images and their captions."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        self.seed, self.size = seed, size
+
+    def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]:
+        import numpy as np
+
+        from imgen.world.examples import render_example
+
+        images, captions = [], []
+        for index in positions:
+            image, example = render_example(self.seed, index, "train", self.size)
+            images.append(np.asarray(image, dtype=np.uint8))
+            captions.append(example.caption)
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
+
+
+def world_captions(config: GeneratorTrainConfig) -> list[str]:
+    """World captions (specs only, no rendering: fast) to learn the prompt vocabulary from."""
+    from imgen.world.captions import caption
+    from imgen.world.examples import example_rng
+    from imgen.world.sampling import random_spec
+
     captions = []
     for index in range(config.caption_corpus):
         rng = example_rng(config.seed + 1_000_003, "train", index)
         captions.append(caption(random_spec(rng, "train"), rng))
-    return PromptEncoder(train_text_tokenizer(captions), max_length=config.text_len)
+    return captions
 
 
-def world_batches(seed: int, start: int, batch_size: int, size: int) -> Iterator[tuple[list, list[str]]]:
-    """Consecutive batches of (images, captions) from the training stream, from index `start`."""
-    index = start
-    while True:
-        images, captions = [], []
-        for offset in range(batch_size):
-            image, example = render_example(seed, index + offset, "train", size)
-            images.append(image)
-            captions.append(example.caption)
-        index += batch_size
-        yield images, captions
+def open_data(
+    config: GeneratorTrainConfig, image_size: int, log: Callable[[dict], None]
+) -> tuple[ExampleSource, list[str]]:
+    """The example source and the captions it holds (for the vocabulary and the sample prompts)."""
+    if config.data == "world":
+        return WorldExamples(config.seed, image_size), world_captions(config)
+    from imgen.folder_data import FolderExamples, scan_folder
+
+    scan = scan_folder(config.data)
+    summary = scan.summary()
+    log({"event": "data", **{k: summary[k] for k in ("folder", "images", "captioned")}, "problems": scan.problems()})
+    if not scan.captioned:
+        raise ValueError(f"{config.data}: no captioned images to train the generator on")
+    return FolderExamples(scan.captioned, config.seed, image_size), [item.caption or "" for item in scan.captioned]
 
 
-def images_to_tensor(images: list) -> torch.Tensor:
-    """PIL images -> uint8 (B, 3, H, W)."""
-    import numpy as np
-
-    return torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images])).permute(0, 3, 1, 2)
+# ---------------------------------------------------------------- loss
 
 
-def mask_coarse(coarse: torch.Tensor, mask_id: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask each row with a cosine-distributed ratio (at least one cell). Returns (input, mask)."""
-    B, C = coarse.shape
-    ratio = torch.cos(math.pi / 2 * torch.rand(B, generator=generator))  # (B,)
-    n_masked = (ratio * C).ceil().clamp(1, C).long()
-    scores = torch.rand(B, C, generator=generator)
-    ranks = scores.argsort(-1).argsort(-1)
-    masked = ranks < n_masked[:, None]  # (B, C)
-    return coarse.masked_fill(masked, mask_id), masked
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The randomness of one step, independent of what came before: resuming replays it exactly."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
 
 
-def generator_loss(
-    model: Generator,
-    text: torch.Tensor,
-    coarse: torch.Tensor,
-    detail: torch.Tensor,
-    generator: torch.Generator,
-    detail_batch: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Masked coarse cross-entropy (whole batch) + causal detail cross-entropy (first `detail_batch` rows).
+def draw_coarse_mask(batch: int, cells: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, cells) bool: each row masked with a cosine-distributed ratio, at least one cell."""
+    ratio = torch.cos(math.pi / 2 * torch.rand(batch, generator=generator))
+    n_masked = (ratio * cells).ceil().clamp(1, cells).long()
+    ranks = torch.rand(batch, cells, generator=generator).argsort(-1).argsort(-1)
+    return ranks < n_masked[:, None]
 
-    The two problems are computed in separate passes, which is exact because the
-    masked-coarse segment and the detail segment never see each other. The coarse
-    pass is 112 tokens long and the detail pass 368, so on a CPU the layout
-    problem (which decides prompt following) gets several times more examples
-    per second than the detail problem when `detail_batch` is below the batch.
+
+def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
+    """Global rows that also train the detail pass: every `batch // detail_batch`-th, so each rank gets a share."""
+    stride = max(1, batch // max(1, detail_batch))
+    return torch.arange(batch) % stride == 0
+
+
+class GeneratorObjective(torch.nn.Module):
+    """Both losses in one `forward`, as DDP needs: returns (coarse CE sum, detail CE sum).
+
+    Sums, not means: the caller divides by the global counts, so the gradient
+    of a batch split over processes equals the gradient of the whole batch.
     """
-    coarse_in, masked = mask_coarse(coarse, model.config.mask_id, generator)
-    coarse_logits = model.coarse_logits(text, coarse_in)
-    coarse_loss = F.cross_entropy(coarse_logits.float()[masked], coarse[masked])
-    n = detail.shape[0] if detail_batch is None else min(detail_batch, detail.shape[0])
-    detail_logits = model.detail_forward(text[:n], coarse[:n], detail[:n])
-    detail_loss = F.cross_entropy(detail_logits.float().reshape(-1, detail_logits.shape[-1]), detail[:n].reshape(-1))
-    loss = coarse_loss + detail_loss
-    return loss, {"coarse_loss": coarse_loss.item(), "detail_loss": detail_loss.item()}
+
+    def __init__(self, model: Generator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        text: torch.Tensor,  # (b, T)
+        coarse: torch.Tensor,  # (b, C) clean ids
+        masked: torch.Tensor,  # (b, C) bool
+        detail: torch.Tensor,  # (b, D)
+        with_detail: torch.Tensor,  # (b,) bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse_in = coarse.masked_fill(masked, self.model.config.mask_id)
+        logits = self.model.coarse_logits(text, coarse_in).float()
+        coarse_sum = F.cross_entropy(logits[masked], coarse[masked], reduction="sum")
+        rows = with_detail.nonzero().squeeze(1)
+        weight = 1.0
+        if rows.numel() == 0:  # this rank has no detail row: run one with weight 0 so every parameter gets a grad
+            rows, weight = rows.new_zeros(1), 0.0
+        detail_logits = self.model.detail_forward(text[rows], coarse[rows], detail[rows]).float()
+        detail_sum = F.cross_entropy(detail_logits.flatten(0, 1), detail[rows].flatten(), reduction="sum") * weight
+        return coarse_sum, detail_sum
+
+
+# ---------------------------------------------------------------- model set-up
+
+
+def initial_model(
+    config: GeneratorTrainConfig, tokenizer_config, captions: list[str]
+) -> tuple[Generator, PromptEncoder]:
+    """A fresh generator whose prompt vocabulary is learnt from `captions`."""
+    prompts = PromptEncoder(train_text_tokenizer(captions), max_length=config.text_len)
+    gpt = GPTConfig(
+        text_vocab=prompts.vocab_size,
+        coarse_vocab=math.prod(tokenizer_config.coarse_levels),
+        detail_vocab=math.prod(tokenizer_config.detail_levels),
+        text_len=config.text_len,
+        coarse_grid=tokenizer_config.coarse_grid,
+        detail_grid=tokenizer_config.detail_grid,
+        **GPT_SIZES[config.size],
+    )
+    torch.manual_seed(config.seed)
+    return Generator(gpt), prompts
+
+
+def tokenizer_source(config: GeneratorTrainConfig) -> Path:
+    """The tokenizer file to train with: `--tokenizer`, else the one of `--init`."""
+    if config.tokenizer:
+        return Path(config.tokenizer)
+    if config.init:
+        from imgen.api import resolve_checkpoint
+
+        return resolve_checkpoint(config.init) / TOKENIZER_FILE
+    raise ValueError("give a tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
+
+
+# ---------------------------------------------------------------- the loop
 
 
 def train_generator(config: GeneratorTrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
-    """Train (or resume) in `config.out_dir`; returns the checkpoint folder written last."""
+    """Train (or resume) in `config.out_dir`; returns the checkpoint folder written last.
+
+    Raises `TrainingInterrupted` after saving when the run was stopped by Ctrl-C / SIGTERM.
+    """
+    rank = setup()
+    try:
+        return _train(config, rank, progress)
+    finally:
+        teardown(rank)
+
+
+def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path, final = out / "state.safetensors", out / "checkpoint"
-    tokenizer = load_tokenizer(Path(config.tokenizer)).eval()
+    log = MetricsLog(out / "metrics.jsonl")
+
+    def report(record: dict) -> None:
+        if rank.is_main:
+            log.write(record)
+            if progress:
+                progress(record)
+
+    tokenizer_file = tokenizer_source(config)
+    tokenizer = load_tokenizer(tokenizer_file).eval().to(rank.device)
     for param in tokenizer.parameters():
         param.requires_grad_(False)
+    source, captions = open_data(config, tokenizer.config.image_size, report)
 
-    if state_path.exists():
+    resuming = state_path.exists()
+    if resuming:
         model, prompts, _ = load_generator(final / GENERATOR_FILE)
+    elif config.init:
+        from imgen.api import resolve_checkpoint
+
+        model, prompts, _ = load_generator(resolve_checkpoint(config.init) / GENERATOR_FILE)
     else:
-        prompts = build_prompt_encoder(config)
-        gpt = GPTConfig(
-            text_vocab=prompts.vocab_size,
-            coarse_vocab=tokenizer.coarse_vocab,
-            detail_vocab=tokenizer.detail_vocab,
-            text_len=config.text_len,
-            coarse_grid=tokenizer.config.coarse_grid,
-            detail_grid=tokenizer.config.detail_grid,
-            **GPT_SIZES[config.size],
-        )
-        torch.manual_seed(config.seed)
-        model = Generator(gpt)
-    model.train()
+        model, prompts = initial_model(config, tokenizer.config, captions)
+    if (model.config.coarse_vocab, model.config.detail_vocab) != (tokenizer.coarse_vocab, tokenizer.detail_vocab):
+        raise ValueError(f"{tokenizer_file}: its codebooks do not match the generator's")
+    model.to(rank.device).train()
+    objective = GeneratorObjective(model)
+    if rank.distributed:
+        objective = torch.nn.parallel.DistributedDataParallel(objective)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW(
@@ -158,71 +291,126 @@ def train_generator(config: GeneratorTrainConfig, progress: Callable[[dict], Non
         lr=config.lr,
         betas=(0.9, 0.95),
     )
-    step, samples = 0, 0
-    if state_path.exists():
-        step, samples = load_training_state(state_path, model, optimizer)
+    step, position = load_training_state(state_path, model, optimizer) if resuming else (0, 0)
+    report(
+        {"event": "resume" if resuming else "start", "step": step, "samples": position, "processes": rank.world_size}
+    )
 
-    log = MetricsLog(out / "metrics.jsonl")
-    budget = TimeBudget(config.max_minutes)
+    shard = rank.shard(config.batch_size)
     null_ids = torch.tensor(prompts.encode(""), dtype=torch.long)
-    noise = torch.Generator().manual_seed(config.seed * 7919 + step)
-    dropout_rng = random.Random(f"cfg-dropout/{config.seed}/{step}")
-    batches = world_batches(config.seed, samples, config.batch_size, tokenizer.config.image_size)
-    last_save, window_start, window_samples = time.monotonic(), time.monotonic(), 0
+    sample_prompts = _sample_prompts(config, captions)
+    budget = TimeBudget(config.max_minutes)
+    last_save = last_sample = time.monotonic()
+    window_start, window_samples = time.monotonic(), 0
 
     def save() -> None:
+        if not rank.is_main:
+            return
         staging = out / "checkpoint.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        shutil.copyfile(config.tokenizer, staging / TOKENIZER_FILE)
+        shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
         save_generator(model, prompts, staging / GENERATOR_FILE, {"train_config": _json(config), "step": str(step)})
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
-        save_training_state(state_path, model, optimizer, step=step, samples=samples)
+        save_training_state(state_path, model, optimizer, step=step, samples=position)
 
-    while step < config.max_steps and not budget.expired():
-        images, captions = next(batches)
-        pixels = images_to_tensor(images)
-        with torch.no_grad(), autocast_context(pixels.device):
-            grids = tokenizer.encode(pixels)
-        text = torch.tensor([prompts.encode(c) for c in captions], dtype=torch.long)
-        drop = torch.tensor([dropout_rng.random() < config.cfg_dropout for _ in captions])
-        text[drop] = null_ids
-        coarse, detail = grids.coarse.flatten(1), grids.detail.flatten(1)
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, config.max_steps, config.warmup_steps, config.lr)
-        with autocast_context(pixels.device):
-            loss, parts = generator_loss(model, text, coarse, detail, noise, config.detail_batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        samples += len(captions)
-        window_samples += len(captions)
-        if step % config.log_every == 0:
-            now = time.monotonic()
-            record = {
-                "step": step,
-                "samples": samples,
-                "loss": round(loss.item(), 4),
-                **{k: round(v, 4) for k, v in parts.items()},
-                "lr": optimizer.param_groups[0]["lr"],
-                "samples_per_s": round(window_samples / (now - window_start), 2),
-                "minutes": round(budget.elapsed_minutes(), 2),
-            }
-            log.write(record)
-            if progress:
-                progress(record)
-            window_start, window_samples = now, 0
-        if time.monotonic() - last_save > config.checkpoint_minutes * 60:
-            save()
-            last_save = time.monotonic()
-    save()
+    def sample() -> None:
+        if rank.is_main and sample_prompts:
+            write_sample_grid(tokenizer, model, prompts, sample_prompts, out / "samples" / f"step_{step:07d}.png")
+
+    with StopRequest() as stop:
+        while step < config.max_steps and not any_rank(budget.expired() or stop.requested, rank):
+            noise = step_generator(config.seed, step)
+            masked_all = draw_coarse_mask(config.batch_size, model.config.coarse_len, noise)
+            dropped_all = torch.rand(config.batch_size, generator=noise) < config.cfg_dropout
+            detail_all = detail_rows(config.batch_size, config.detail_batch)
+
+            images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
+            with torch.no_grad(), autocast_context(rank.device):
+                grids = tokenizer.encode(images.to(rank.device))
+            text = torch.tensor([prompts.encode(c) for c in batch_captions], dtype=torch.long)
+            dropped = dropped_all[shard.start : shard.stop]
+            text[dropped] = null_ids
+            lr = cosine_lr(step, config.max_steps, config.warmup_steps, config.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            local = slice(shard.start, shard.stop)
+            with autocast_context(rank.device):
+                coarse_sum, detail_sum = objective(
+                    text.to(rank.device),
+                    grids.coarse.flatten(1),
+                    masked_all[local].to(rank.device),
+                    grids.detail.flatten(1),
+                    detail_all[local].to(rank.device),
+                )
+            n_coarse = masked_all.sum().item()
+            n_detail = detail_all.sum().item() * model.config.detail_len
+            loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            position += config.batch_size
+            window_samples += config.batch_size
+            if step % config.log_every == 0:
+                sums = all_sum(torch.stack([coarse_sum.detach(), detail_sum.detach()]).cpu(), rank)
+                coarse_loss, detail_loss = sums[0].item() / n_coarse, sums[1].item() / n_detail
+                now = time.monotonic()
+                report(
+                    {
+                        "step": step,
+                        "samples": position,
+                        "loss": round(coarse_loss + detail_loss, 6),
+                        "coarse_loss": round(coarse_loss, 6),
+                        "detail_loss": round(detail_loss, 6),
+                        "lr": lr,
+                        "samples_per_s": round(window_samples / max(now - window_start, 1e-9), 2),
+                        "minutes": round(budget.elapsed_minutes(), 2),
+                    }
+                )
+                window_start, window_samples = now, 0
+            if time.monotonic() - last_save > config.checkpoint_minutes * 60:
+                save()
+                last_save = time.monotonic()
+            if config.sample_minutes > 0 and time.monotonic() - last_sample > config.sample_minutes * 60:
+                sample()
+                last_sample = time.monotonic()
+        save()
+        sample()
+        report({"event": "stop" if stop.requested else "end", "step": step, "samples": position})
+        if stop.requested:
+            raise TrainingInterrupted(step, out)
     return final
 
 
-def _json(config: GeneratorTrainConfig) -> str:
-    import json
+def _sample_prompts(config: GeneratorTrainConfig, captions: list[str]) -> list[str]:
+    """Fixed prompts for the progress grid: world prompts, or the first distinct captions of a folder."""
+    if config.sample_prompts <= 0:
+        return []
+    if config.data == "world":
+        return list(WORLD_SAMPLE_PROMPTS[: config.sample_prompts])
+    return sorted(set(captions))[: config.sample_prompts]
 
+
+def write_sample_grid(tokenizer, model: Generator, prompts: PromptEncoder, texts: list[str], path: Path) -> Path:
+    """Generate one image per prompt (seed i) with the model as it is now and save them as a captioned grid."""
+    from imgen.sample_sheet import contact_sheet
+    from imgen.sampler import SamplerConfig
+
+    was_training = model.training
+    sampler_model = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
+    sampler_tokenizer = tokenizer if sampler_model is model else copy.deepcopy(tokenizer).cpu()
+    pipe = Pipeline(sampler_tokenizer, sampler_model.eval(), prompts, "training", "", SamplerConfig())
+    try:
+        images = pipe.generate(texts, seed=0)
+    finally:
+        model.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(images, texts).save(path)
+    return path
+
+
+def _json(config: GeneratorTrainConfig) -> str:
     return json.dumps(asdict(config), sort_keys=True)

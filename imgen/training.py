@@ -11,6 +11,9 @@
   `optim.<param index>.<name>`; scalars and param groups go into the JSON
   header. Nothing is serialised as Python objects: a state file is as safe
   to open as a checkpoint.
+- `StopRequest` / `TrainingInterrupted`: Ctrl-C or SIGTERM ends the current
+  step, saves, and only then stops, so an interruption never loses work or
+  leaves a half-updated model on disk; a second Ctrl-C stops at once.
 - `autocast_context`: bf16 autocast only where the hardware runs it natively
   (on a CPU without avx512_bf16/AMX, bf16 is emulated and several times slower
   than fp32, so fp32 is chosen there).
@@ -23,6 +26,7 @@ import functools
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,47 @@ class TimeBudget:
 
     def expired(self) -> bool:
         return self.max_minutes > 0 and self.elapsed_minutes() >= self.max_minutes
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after an interrupted run saved its state; rerunning the same command resumes it."""
+
+    def __init__(self, step: int, out_dir: Path) -> None:
+        super().__init__(f"interrupted at step {step}; state saved in {out_dir}, run the same command to resume")
+        self.step, self.out_dir = step, out_dir
+
+
+class StopRequest(contextlib.AbstractContextManager):
+    """While active, the first SIGINT / SIGTERM only sets `requested`; the loop saves and stops at a step boundary.
+
+    A second signal restores the previous handlers' behaviour (KeyboardInterrupt
+    at once), for a user who really wants out. Outside the main thread (where
+    signal handlers cannot be set) it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread
+            self._previous.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 class MetricsLog:

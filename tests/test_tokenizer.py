@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from imgen.folder_data import FolderExamples, scan_folder
 from imgen.tokenizer import FSQ, VQ_SIZES, VQConfig, VQTokenizer
 from imgen.tokenizer.train import (
-    FolderImages,
     TokenizerTrainConfig,
     psnr,
     reconstruction_loss,
@@ -192,16 +192,15 @@ def write_folder(folder, n: int) -> None:
     Image.fromarray(np.zeros((40, 60, 4), dtype=np.uint8)).save(folder / "rgba.webp")
 
 
-def test_folder_images_are_resized_resumable_and_skip_unreadable_files(tmp_path):
+def test_folder_batches_are_resized_resumable_and_skip_unreadable_files(tmp_path):
     write_folder(tmp_path / "images", 5)  # 7 files: 5 PNG, 1 WebP, 1 broken
-    full = FolderImages(tmp_path / "images", seed=3, start=0, batch_size=3, size=32)
-    batches = [b for _, b in zip(range(4), full, strict=False)]
+    scan = scan_folder(tmp_path / "images")
+    assert len(scan.items) == 6 and [p.name for p, _ in scan.unreadable] == ["broken.png"]
+    full = FolderExamples(scan.items, seed=3, size=32).batches(0, 3)
+    batches = [next(full) for _ in range(4)]  # past one epoch of 6
     assert all(b.shape == (3, 3, 32, 32) and b.dtype == torch.uint8 for b in batches)
-    assert full.skipped >= 1 and full.position == 12 + full.skipped
-    resumed = FolderImages(tmp_path / "images", seed=3, start=0, batch_size=3, size=32)
-    first = next(iter(resumed))
-    again = FolderImages(tmp_path / "images", seed=3, start=resumed.position, batch_size=3, size=32)
-    assert torch.equal(first, batches[0]) and torch.equal(next(iter(again)), batches[1])
+    resumed = FolderExamples(scan.items, seed=3, size=32).batches(6, 3)
+    assert torch.equal(next(resumed), batches[2]) and torch.equal(next(resumed), batches[3])
 
 
 def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_path):

@@ -1,7 +1,7 @@
 """Training and evaluation of the image tokenizer.
 
 The loop streams images (world scenes rendered on the fly, or a folder of the
-user's PNG/JPEG/WebP files), trains with AdamW on a cosine schedule, and is
+user's PNG/JPEG/WebP files, see `imgen.folder_data`), trains with AdamW on a cosine schedule, and is
 built for unattended CPU runs: it stops by itself at `max_minutes` or
 `max_steps`, appends metrics to `out_dir/metrics.jsonl`, writes
 `out_dir/last.safetensors` (a usable tokenizer) and `out_dir/state.safetensors`
@@ -21,13 +21,11 @@ gradient error is large. Text survival is the hard part of this tokenizer.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,7 +42,6 @@ from imgen.training import (
     save_training_state,
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 LAST_FILE, STATE_FILE, METRICS_FILE = "last.safetensors", "state.safetensors", "metrics.jsonl"
 
 
@@ -82,63 +79,13 @@ def world_batches(seed: int, start: int, batch_size: int, size: int) -> Iterator
         yield torch.stack([next(stream)["image"] for _ in range(batch_size)])
 
 
-def load_training_image(path: Path, size: int) -> torch.Tensor:
-    """One user image -> uint8 (3, size, size): alpha composited on white, centre-cropped, resized."""
-    from PIL import Image, ImageOps
+def folder_batches(cfg: TokenizerTrainConfig, start: int, size: int, log: MetricsLog) -> Iterator[torch.Tensor]:
+    """Batches of a user's folder (captions not needed); its problems are logged once, at the start."""
+    from imgen.folder_data import FolderExamples, scan_folder
 
-    from imgen.io import load_image
-
-    image = load_image(path)
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    image = ImageOps.fit(image.convert("RGB"), (size, size), method=Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-class FolderImages:
-    """Endless, seeded, resumable batches from a folder of images.
-
-    Position p is file p % n of epoch p // n, each epoch in its own seeded order,
-    so a resumed run continues exactly where it stopped. Unreadable files are
-    skipped and counted in `skipped`, never fatal, unless none can be read.
-    """
-
-    def __init__(self, folder: str | Path, seed: int, start: int, batch_size: int, size: int) -> None:
-        root = Path(folder)
-        if not root.is_dir():
-            raise ValueError(f"{root}: not a folder of images (or use data='world')")
-        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not self.files:
-            raise ValueError(f"{root}: no PNG, JPEG or WebP images found")
-        self.seed, self.position, self.batch_size, self.size = seed, start, batch_size, size
-        self.skipped, self._epoch, self._order = 0, -1, list(range(len(self.files)))
-
-    def _file(self, position: int) -> Path:
-        epoch, offset = divmod(position, len(self.files))
-        if epoch != self._epoch:
-            self._order = list(range(len(self.files)))
-            random.Random(f"imgen-folder/{self.seed}/{epoch}").shuffle(self._order)
-            self._epoch = epoch
-        return self.files[self._order[offset]]
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        from imgen.io import ImageInputError
-
-        while True:
-            images, failures_in_a_row = [], 0
-            while len(images) < self.batch_size:
-                path = self._file(self.position)
-                self.position += 1
-                try:
-                    images.append(load_training_image(path, self.size))
-                    failures_in_a_row = 0
-                except (ImageInputError, OSError, ValueError):
-                    self.skipped += 1
-                    failures_in_a_row += 1
-                    if failures_in_a_row >= len(self.files):
-                        raise ValueError("none of the images in the folder can be read") from None
-            yield torch.stack(images)
+    scan = scan_folder(cfg.data)
+    log.write({"event": "data", "folder": str(scan.root), "images": len(scan.items), "problems": scan.problems()})
+    return FolderExamples(scan.items, cfg.seed, size).batches(start, cfg.batch_size)
 
 
 # ---------------------------------------------------------------- loss and metrics
@@ -195,14 +142,11 @@ def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, position = load_training_state(state_path, model, optimizer) if resuming else (0, 0)
 
+    log, budget = MetricsLog(out / METRICS_FILE), TimeBudget(cfg.max_minutes)
     if cfg.data == "world":
-        folder = None
         batches = world_batches(cfg.seed, position, cfg.batch_size, config.image_size)
     else:
-        folder = FolderImages(cfg.data, cfg.seed, position, cfg.batch_size, config.image_size)
-        batches = iter(folder)
-
-    log, budget = MetricsLog(out / METRICS_FILE), TimeBudget(cfg.max_minutes)
+        batches = folder_batches(cfg, position, config.image_size, log)
     extra = {"vq_config": config.to_json(), "train_config": json.dumps(asdict(cfg), sort_keys=True)}
     coarse_count = max(1, round(cfg.batch_size * cfg.coarse_fraction)) if cfg.coarse_weight > 0 else 0
 
@@ -216,7 +160,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] 
     window_images = 0
     while step < cfg.max_steps and not budget.expired():
         images = next(batches)  # (B, 3, H, W) uint8
-        position = folder.position if folder else position + images.shape[0]
+        position += images.shape[0]
         target = to_unit(images)
         lr = cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr)
         for group in optimizer.param_groups:
@@ -250,8 +194,6 @@ def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] 
                     "lr": lr,
                     "minutes": round(budget.elapsed_minutes(), 3),
                 }
-            if folder:
-                record["skipped_files"] = folder.skipped
             log.write(record)
             if progress:
                 progress(record)

@@ -1,0 +1,85 @@
+"""Multi-process training with PyTorch's own engine: torchrun launches, DDP averages gradients.
+
+`imgen train ...` run under `torchrun --nproc-per-node N` finds RANK /
+WORLD_SIZE / LOCAL_RANK in its environment and joins a process group (gloo on
+CPU, NCCL on GPU). Each step has one *global* batch of B examples at global
+stream positions p..p+B-1; rank r takes the contiguous slice `shard(B)` of it,
+so ranks read disjoint data, and the union is exactly the batch a
+single-process run takes. Losses are sums divided by global counts, which makes
+the DDP gradient average equal to the single-process gradient (not just close
+to it), and the step counter and data position in a training state are global,
+so a run can resume with a different number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Rank:
+    """Where this process sits in the run: rank, world size and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = CPU
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main rank writes checkpoints, metrics and sample grids."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, global_batch: int) -> range:
+        """Indices (within the global batch) this rank trains on."""
+        if global_batch % self.world_size:
+            raise ValueError(f"batch size {global_batch} does not split over {self.world_size} processes")
+        per_rank = global_batch // self.world_size
+        return range(self.rank * per_rank, (self.rank + 1) * per_rank)
+
+
+def setup() -> Rank:
+    """Join the torchrun process group if there is one; a plain run gets rank 0 of 1 on the CPU."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() and os.environ.get("IMGEN_DEVICE", "") != "cpu"
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size <= 1:
+        return Rank(device=device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Rank(dist.get_rank(), dist.get_world_size(), device)
+
+
+def teardown(rank: Rank) -> None:
+    if rank.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: torch.Tensor, rank: Rank) -> torch.Tensor:
+    """Element-wise sum over ranks (identity on one process)."""
+    if rank.distributed:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def any_rank(flag: bool, rank: Rank) -> bool:
+    """True on every rank if it is true on any: ranks must agree to stop, or the others would hang."""
+    return bool(all_sum(torch.tensor([float(flag)], device=rank.device), rank).item() > 0)
+
+
+def barrier(rank: Rank) -> None:
+    if rank.distributed:
+        dist.barrier()

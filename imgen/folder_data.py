@@ -1,0 +1,231 @@
+"""A user's folder of captioned images: what `imgen data check` reports and what training reads.
+
+Two caption conventions are understood, so a folder prepared for other tools
+works here unchanged:
+
+- Hugging Face `imagefolder`: a `metadata.jsonl` (or `metadata.csv`) with a
+  `file_name` column relative to the metadata file's folder and a `text` (or
+  `caption`) column. Several metadata files in subfolders are fine.
+- Sidecar files: `cat.png` with its caption in `cat.txt`.
+
+Where both give a caption, the metadata file wins. Images of any size are
+composited on white (if they have transparency), centre-cropped to a square and
+resized to the model size at load time.
+
+A broken file never stops training. `scan_folder` decodes every image once, up
+front, so the list of usable examples is known before the first step: a batch
+always has its full size, a resumed run and an N-process run see the same
+examples in the same order, and every problem (unreadable image, missing
+caption, non-image file, metadata naming a missing file) is listed at the start
+instead of surfacing hours into a run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+METADATA_FILES = ("metadata.jsonl", "metadata.csv")
+CAPTION_COLUMNS = ("text", "caption")
+
+
+@dataclass(frozen=True)
+class FolderItem:
+    """One readable image and its caption (None when the folder gives it none)."""
+
+    path: Path
+    caption: str | None
+    width: int
+    height: int
+
+
+@dataclass
+class FolderScan:
+    """Everything found in a folder: usable images and, separately, each kind of problem."""
+
+    root: Path
+    items: list[FolderItem] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (file, why)
+    non_images: list[Path] = field(default_factory=list)
+    bad_metadata: list[str] = field(default_factory=list)  # "metadata.jsonl line 3: ..." entries
+
+    @property
+    def captioned(self) -> list[FolderItem]:
+        return [item for item in self.items if item.caption]
+
+    @property
+    def missing_captions(self) -> list[Path]:
+        return [item.path for item in self.items if not item.caption]
+
+    def problems(self) -> list[str]:
+        """One line per problem, paths relative to the folder."""
+        lines = [f"{self._shown(path)}: unreadable image ({why})" for path, why in self.unreadable]
+        lines += [f"{self._shown(path)}: no caption" for path in self.missing_captions]
+        lines += [f"{self._shown(path)}: not an image" for path in self.non_images]
+        return lines + self.bad_metadata
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def summary(self) -> dict:
+        """Counts, image sizes and caption lengths: the content of `imgen data check`."""
+        sizes = Counter(f"{item.width}x{item.height}" for item in self.items)
+        words = [len(item.caption.split()) for item in self.captioned]
+        return {
+            "folder": str(self.root),
+            "images": len(self.items),
+            "captioned": len(self.captioned),
+            "missing_captions": len(self.missing_captions),
+            "unreadable": len(self.unreadable),
+            "non_images": len(self.non_images),
+            "bad_metadata": len(self.bad_metadata),
+            "sizes": dict(sizes.most_common(5)),
+            "min_side": min((min(i.width, i.height) for i in self.items), default=None),
+            "max_side": max((max(i.width, i.height) for i in self.items), default=None),
+            "caption_words": {
+                "min": min(words, default=None),
+                "mean": round(statistics.fmean(words), 2) if words else None,
+                "max": max(words, default=None),
+            },
+            "problems": self.problems(),
+        }
+
+
+def scan_folder(root: str | Path) -> FolderScan:
+    """Find images and captions under `root` (recursively); decode each image once to know it is usable."""
+    from imgen.io import ImageInputError, load_image
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder")
+    scan = FolderScan(root=root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
+    captions = _metadata_captions(root, files, scan)
+    for path in files:
+        suffix = path.suffix.lower()
+        if path.name in METADATA_FILES:
+            continue
+        if suffix == ".txt" and any(
+            path.with_suffix(s).exists() or path.with_suffix(s.upper()).exists() for s in IMAGE_SUFFIXES
+        ):
+            continue  # a sidecar caption
+        if suffix not in IMAGE_SUFFIXES:
+            scan.non_images.append(path)
+            continue
+        try:
+            image = load_image(path)
+            image.load()
+        except (ImageInputError, OSError, ValueError) as error:
+            scan.unreadable.append((path, str(error).split(": ", 1)[-1] or type(error).__name__))
+            continue
+        caption = captions.get(path)
+        if caption is None and path.with_suffix(".txt").is_file():
+            caption = path.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
+        caption = " ".join(caption.split()) if caption else None
+        scan.items.append(FolderItem(path, caption or None, image.width, image.height))
+    return scan
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _metadata_captions(root: Path, files: list[Path], scan: FolderScan) -> dict[Path, str]:
+    """file -> caption from every metadata.jsonl / metadata.csv; bad rows are reported in `scan`."""
+    captions: dict[Path, str] = {}
+    for meta in (p for p in files if p.name in METADATA_FILES):
+        where = meta.relative_to(root)
+        try:
+            text = meta.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            scan.bad_metadata.append(f"{where}: unreadable ({error})")
+            continue
+        rows: list[tuple[int, object]]
+        if meta.suffix == ".jsonl":
+            rows = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError:
+                    scan.bad_metadata.append(f"{where} line {number}: not JSON")
+        else:
+            rows = list(enumerate(csv.DictReader(text.splitlines()), start=2))
+        for number, row in rows:
+            name = row.get("file_name") if isinstance(row, dict) else None
+            caption = next(
+                (row[c] for c in CAPTION_COLUMNS if isinstance(row, dict) and isinstance(row.get(c), str)), None
+            )
+            if not isinstance(name, str) or caption is None:
+                scan.bad_metadata.append(f"{where} line {number}: needs 'file_name' and 'text'")
+                continue
+            target = meta.parent / name
+            if not target.is_file():
+                scan.bad_metadata.append(f"{where} line {number}: {name} does not exist")
+                continue
+            captions[target] = caption
+    return captions
+
+
+def load_training_image(path: Path, size: int) -> torch.Tensor:
+    """One user image -> uint8 (3, size, size): alpha composited on white, centre-cropped, resized."""
+    from PIL import Image, ImageOps
+
+    from imgen.io import load_image
+
+    image = load_image(path)
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    image = ImageOps.fit(image.convert("RGB"), (size, size), method=Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+class FolderExamples:
+    """Seeded, endless, resumable order over a folder's usable examples.
+
+    Position p is example p % n of epoch p // n, each epoch shuffled with its
+    own seed, so "the examples of global positions p..p+B-1" means the same
+    thing in a resumed run and in every process of a distributed run.
+    """
+
+    def __init__(self, items: list[FolderItem], seed: int, size: int) -> None:
+        if not items:
+            raise ValueError("the folder has no usable examples")
+        self.items, self.seed, self.size = items, seed, size
+        self._epoch, self._order = -1, list(range(len(items)))
+
+    def item(self, position: int) -> FolderItem:
+        epoch, offset = divmod(position, len(self.items))
+        if epoch != self._epoch:
+            self._order = list(range(len(self.items)))
+            random.Random(f"imgen-folder/{self.seed}/{epoch}").shuffle(self._order)
+            self._epoch = epoch
+        return self.items[self._order[offset]]
+
+    def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]:
+        """uint8 (B, 3, size, size) and captions ("" where there is none) of these global positions."""
+        chosen = [self.item(p) for p in positions]
+        images = torch.stack([load_training_image(item.path, self.size) for item in chosen])
+        return images, [item.caption or "" for item in chosen]
+
+    def batches(self, start: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """Image-only batches from position `start` (what the image tokenizer trains on)."""
+        position = start
+        while True:
+            yield self.batch(range(position, position + batch_size))[0]
+            position += batch_size

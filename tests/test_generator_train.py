@@ -1,0 +1,152 @@
+"""Generator training: own folders end to end, exact resume after Ctrl-C, torchrun matching one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgen.generator_train import GeneratorTrainConfig, detail_rows, draw_coarse_mask, train_generator
+from imgen.training import TrainingInterrupted
+from imgen.world.ground_truth import render_prompt
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+FAST = "log_every = 1\ncaption_corpus = 300\nsample_prompts = 0\n"
+
+
+def imgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+    )
+
+
+def losses(run: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "coarse_loss" in r}
+
+
+def write_captioned_folder(folder: Path) -> None:
+    """Six good examples in both caption conventions, plus one of each problem."""
+    folder.mkdir()
+    prompts = ["a red circle", "a blue square", "two green stars", "a cat", "a yellow heart", "a black triangle"]
+    rows = []
+    for i, prompt in enumerate(prompts):
+        render_prompt(prompt, seed=i, size=96 + 16 * i).image.save(folder / f"img{i}.png")
+        if i < 4:
+            rows.append(json.dumps({"file_name": f"img{i}.png", "text": prompt}))
+        else:
+            (folder / f"img{i}.txt").write_text(prompt + "\n")
+    (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    render_prompt("a dog", seed=9, size=64).image.save(folder / "uncaptioned.png")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4")
+
+
+def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_path: Path):
+    data = tmp_path / "data"
+    write_captioned_folder(data)
+
+    check = imgen("data", "check", str(data), "--json", cwd=tmp_path)
+    report = json.loads(check.stdout)
+    assert check.returncode == 1  # problems reported, not fatal
+    assert (report["images"], report["captioned"]) == (7, 6)
+    problems = {line.split(":")[0]: line for line in report["problems"]}
+    assert set(problems) == {"broken.png", "notes.pdf", "uncaptioned.png"}
+    assert "unreadable image" in problems["broken.png"]
+    assert problems["notes.pdf"].endswith("not an image") and problems["uncaptioned.png"].endswith("no caption")
+
+    vq = imgen(
+        "train", "tokenizer", "--data", str(data), "--size", "tiny", "--batch-size", "2",
+        "--max-steps", "3", "--out", "vq", cwd=tmp_path,
+    )  # fmt: skip
+    assert vq.returncode == 0, vq.stderr
+    (tmp_path / "gen.toml").write_text("log_every = 1\nsample_prompts = 2\n")
+    gen = imgen(
+        "train", "generator", "--data", str(data), "--tokenizer", "vq/last.safetensors", "--size", "tiny",
+        "--batch-size", "4", "--detail-batch", "2", "--max-steps", "4", "--out", "gen", "--config", "gen.toml",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    events = [json.loads(line) for line in (tmp_path / "gen" / "metrics.jsonl").read_text().splitlines()]
+    data_event = next(e for e in events if e.get("event") == "data")
+    assert {p.split(":")[0] for p in data_event["problems"]} == {"broken.png", "notes.pdf", "uncaptioned.png"}
+    assert sorted(losses(tmp_path / "gen")) == [1, 2, 3, 4]
+    assert list((tmp_path / "gen" / "samples").glob("step_*.png"))
+
+    out = imgen("generate", "a red circle", "--model", "gen/checkpoint", "-o", "red.png", "--no-preview", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "red.png").stat().st_size > 0
+    unknown = imgen("generate", "a purple zebra", "--model", "gen/checkpoint", "--no-preview", cwd=tmp_path)
+    assert "zebra" in unknown.stderr  # the vocabulary was learnt from the folder's captions
+
+
+def tiny_config(tmp_path: Path, tiny_checkpoint: Path, out: str) -> GeneratorTrainConfig:
+    return GeneratorTrainConfig(
+        tokenizer=str(tiny_checkpoint / "tokenizer.safetensors"),
+        out_dir=str(tmp_path / out),
+        size="tiny",
+        batch_size=4,
+        detail_batch=2,
+        max_steps=8,
+        warmup_steps=2,
+        log_every=1,
+        caption_corpus=300,
+        sample_prompts=0,
+        threads=1,
+    )
+
+
+def test_an_interrupted_run_resumes_with_the_losses_of_an_unbroken_one(tmp_path: Path, tiny_checkpoint: Path):
+    train_generator(tiny_config(tmp_path, tiny_checkpoint, "unbroken"))
+
+    def interrupt_at_step_3(record: dict) -> None:
+        if record.get("step") == 3 and "loss" in record:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+    broken = tiny_config(tmp_path, tiny_checkpoint, "broken")
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_generator(broken, progress=interrupt_at_step_3)
+    assert stopped.value.step == 3
+    train_generator(broken)
+
+    unbroken, resumed = losses(tmp_path / "unbroken"), losses(tmp_path / "broken")
+    assert sorted(unbroken) == sorted(resumed) == list(range(1, 9))
+    for step in range(1, 9):
+        assert resumed[step] == pytest.approx(unbroken[step], rel=1e-5), step
+
+
+def test_two_torchrun_processes_follow_the_loss_curve_of_one(tmp_path: Path, tiny_checkpoint: Path):
+    (tmp_path / "fast.toml").write_text(FAST + "max_steps = 20\nwarmup_steps = 5\n")
+    args = [
+        "train", "generator", "--tokenizer", str(tiny_checkpoint / "tokenizer.safetensors"), "--size", "tiny",
+        "--batch-size", "4", "--detail-batch", "2", "--config", "fast.toml",
+    ]  # fmt: skip
+    one = imgen(*args, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29537"]
+    two = subprocess.run(
+        [*launcher, "-m", "imgen", *args, "--out", "two"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr
+    curve_one, curve_two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert sorted(curve_one) == sorted(curve_two) == list(range(1, 21))
+    for step in curve_one:
+        assert curve_two[step] == pytest.approx(curve_one[step], rel=1e-4), step
+    assert curve_one[20] < curve_one[1]  # and it does learn
+    started = next(json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines())
+    assert started["processes"] == 2
+
+
+def test_coarse_masks_and_detail_rows_split_evenly_over_processes():
+    masks = draw_coarse_mask(64, 16, torch.Generator().manual_seed(0))
+    counts = masks.sum(1)
+    assert masks.shape == (64, 16) and counts.min() >= 1 and counts.max() <= 16 and counts.float().std() > 0
+    rows = detail_rows(32, 8)
+    assert rows.sum() == 8 and rows[:16].sum() == rows[16:].sum() == 4
