@@ -554,6 +554,9 @@ def train_tokenizer_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Run folder: metrics, state, checkpoint.")] = Path("runs/tokenizer"),
     data: Annotated[str, typer.Option(help="'world' or a folder of images (captions not needed).")] = "world",
+    init: Annotated[
+        str | None, typer.Option(help="Start from these weights: a tokenizer file, or a checkpoint name or folder.")
+    ] = None,
     size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
@@ -569,10 +572,15 @@ def train_tokenizer_command(
 
       imgen train tokenizer --out runs/vq --max-minutes 60
 
-      imgen train tokenizer --data my_icons/ --out runs/icons-vq --config vq.toml
+      imgen train tokenizer --data my_icons/ --init default --out runs/icons-vq --config vq.toml
+
+      torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """
+    from imgen.api import ModelUnavailableError
+    from imgen.checkpoints import CheckpointError
     from imgen.tokenizer.config import VQ_SIZES
     from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
+    from imgen.training import TrainingInterrupted
 
     run = _run_config(ctx, TokenizerTrainConfig, config, {"out": "out_dir"})
     if run.size not in VQ_SIZES:
@@ -581,7 +589,12 @@ def train_tokenizer_command(
         fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
     try:
         final = train_tokenizer(run, progress=_print_record)
-    except ValueError as error:
+    except TrainingInterrupted as stopped:
+        typer.echo(f"imgen: {stopped}", err=True)
+        sys.exit(130)
+    except ModelUnavailableError as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+    except (ValueError, CheckpointError) as error:
         fail(str(error))
     typer.echo(str(final))
 

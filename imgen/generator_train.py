@@ -101,25 +101,6 @@ class ExampleSource(Protocol):
     def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]: ...
 
 
-class WorldExamples:
-    """World scenes by global stream index: uint8 images and their captions."""
-
-    def __init__(self, seed: int, size: int) -> None:
-        self.seed, self.size = seed, size
-
-    def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]:
-        import numpy as np
-
-        from imgen.world.examples import render_example
-
-        images, captions = [], []
-        for index in positions:
-            image, example = render_example(self.seed, index, "train", self.size)
-            images.append(np.asarray(image, dtype=np.uint8))
-            captions.append(example.caption)
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
-
-
 def world_captions(config: GeneratorTrainConfig) -> list[str]:
     """World captions (specs only, no rendering: fast) to learn the prompt vocabulary from."""
     from imgen.world.captions import caption
@@ -138,6 +119,8 @@ def open_data(
 ) -> tuple[ExampleSource, list[str]]:
     """The example source and the captions it holds (for the vocabulary and the sample prompts)."""
     if config.data == "world":
+        from imgen.world.dataset import WorldExamples
+
         return WorldExamples(config.seed, image_size), world_captions(config)
     from imgen.folder_data import FolderExamples, scan_folder
 

@@ -150,3 +150,25 @@ def test_coarse_masks_and_detail_rows_split_evenly_over_processes():
     assert masks.shape == (64, 16) and counts.min() >= 1 and counts.max() <= 16 and counts.float().std() > 0
     rows = detail_rows(32, 8)
     assert rows.sum() == 8 and rows[:16].sum() == rows[16:].sum() == 4
+
+
+def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_path: Path):
+    data = tmp_path / "data"
+    write_captioned_folder(data)
+    (tmp_path / "ft.toml").write_text("log_every = 1\nsample_prompts = 0\nwarmup_steps = 1\n")
+    tuned = imgen(
+        "train", "generator", "--data", str(data), "--init", "default", "--batch-size", "2", "--detail-batch", "1",
+        "--max-steps", "2", "--out", "ft", "--config", "ft.toml", cwd=tmp_path,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    assert sorted(losses(tmp_path / "ft")) == [1, 2]
+    env = {**ENV, "IMGEN_WEIGHTS_LOCK": str(tmp_path / "weights.lock"), "IMGEN_HOME": str(tmp_path / "home")}
+    run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
+    added = subprocess.run([sys.executable, "-m", "imgen", "weights", "add", "ft/checkpoint", "--name", "mine"], **run)
+    assert added.returncode == 0, added.stderr
+    made = subprocess.run(
+        [sys.executable, "-m", "imgen", "generate", "a red circle", "--model", "mine", "-o", "x.png", "--no-preview"],
+        **run,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "x.png").is_file()

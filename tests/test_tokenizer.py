@@ -232,3 +232,27 @@ def test_evaluation_reports_psnr_and_codebook_usage():
     assert result["n_scenes"] == 3
     assert 0 < result["coarse_usage"] <= 1 and 0 < result["detail_usage"] <= 1
     assert np.isfinite(result["psnr_full"]) and np.isfinite(result["psnr_coarse"])
+
+
+def test_two_torchrun_processes_train_the_tokenizer_like_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["-m", "imgen", "train", "tokenizer", "--size", "tiny", "--batch-size", "4", "--max-steps", "6"]
+    (tmp_path / "fast.toml").write_text("log_every = 1\nwarmup_steps = 2\n")
+    args += ["--config", "fast.toml"]
+    one = subprocess.run([sys.executable, *args, "--out", "one"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29539"]
+    two = subprocess.run([*launcher, *args, "--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr
+
+    def curve(run: str) -> dict[int, float]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return {r["step"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
+
+    assert sorted(curve("one")) == sorted(curve("two")) == list(range(1, 7))
+    for step, loss in curve("one").items():
+        assert curve("two")[step] == pytest.approx(loss, rel=1e-3), step

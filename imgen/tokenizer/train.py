@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,11 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from imgen.checkpoints import CheckpointError, save_tokenizer
+from imgen.distributed import Rank, all_sum, any_rank, setup, teardown
 from imgen.tokenizer.config import VQConfig, vq_config
 from imgen.tokenizer.model import VQTokenizer
 from imgen.training import (
     MetricsLog,
+    StopRequest,
     TimeBudget,
+    TrainingInterrupted,
     autocast_context,
     cosine_lr,
     load_training_state,
@@ -51,6 +54,7 @@ class TokenizerTrainConfig:
 
     size: str = "small"
     data: str = "world"  # "world" or a folder of PNG/JPEG/WebP images
+    init: str = ""  # start from these weights: a tokenizer file, or a checkpoint name / folder
     out_dir: str = "runs/tokenizer"
     batch_size: int = 16
     lr: float = 4e-4
@@ -70,22 +74,37 @@ class TokenizerTrainConfig:
 # ---------------------------------------------------------------- data
 
 
-def world_batches(seed: int, start: int, batch_size: int, size: int) -> Iterator[torch.Tensor]:
-    """uint8 (B, 3, H, W) batches of training scenes, from stream index `start` on."""
-    from imgen.world.dataset import WorldStream  # lazy: the renderer is heavy and only needed here
+def open_images(cfg: TokenizerTrainConfig, size: int, log: Callable[[dict], None]):
+    """The example source: world scenes, or a user's folder (captions not needed; problems logged once)."""
+    if cfg.data == "world":
+        from imgen.world.dataset import WorldExamples  # lazy: the renderer is heavy and only needed here
 
-    stream = iter(WorldStream(seed=seed, split="train", size=size, start=start))
-    while True:
-        yield torch.stack([next(stream)["image"] for _ in range(batch_size)])
-
-
-def folder_batches(cfg: TokenizerTrainConfig, start: int, size: int, log: MetricsLog) -> Iterator[torch.Tensor]:
-    """Batches of a user's folder (captions not needed); its problems are logged once, at the start."""
+        return WorldExamples(cfg.seed, size)
     from imgen.folder_data import FolderExamples, scan_folder
 
     scan = scan_folder(cfg.data)
-    log.write({"event": "data", "folder": str(scan.root), "images": len(scan.items), "problems": scan.problems()})
-    return FolderExamples(scan.items, cfg.seed, size).batches(start, cfg.batch_size)
+    log({"event": "data", "folder": str(scan.root), "images": len(scan.items), "problems": scan.problems()})
+    return FolderExamples(scan.items, cfg.seed, size)
+
+
+def coarse_rows(batch: int, fraction: float) -> torch.Tensor:
+    """Global rows also decoded from the coarse grid alone: evenly strided, so every process gets its share."""
+    if fraction <= 0:
+        return torch.zeros(batch, dtype=torch.bool)
+    stride = max(1, round(1 / fraction))
+    return torch.arange(batch) % stride == 0
+
+
+class TokenizerObjective(torch.nn.Module):
+    """The training pass as one `forward` (what DDP wraps): (full, coarse-only) reconstructions."""
+
+    def __init__(self, model: VQTokenizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, coarse_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rec = self.model.autoencode(images, coarse_count)
+        return rec.full, rec.coarse
 
 
 # ---------------------------------------------------------------- loss and metrics
@@ -127,82 +146,140 @@ def saved_config(state_path: Path) -> VQConfig:
         raise CheckpointError(f"{state_path}: no usable tokenizer config in the training state ({error!r})") from None
 
 
+def initial_tokenizer(cfg: TokenizerTrainConfig) -> VQTokenizer:
+    """A fresh tokenizer of `cfg.size`, or the weights of `cfg.init` (a tokenizer file or a checkpoint)."""
+    if not cfg.init:
+        torch.manual_seed(cfg.seed)
+        return VQTokenizer(vq_config(cfg.size))
+    from imgen.checkpoints import load_tokenizer
+
+    path = Path(cfg.init)
+    if path.suffix != ".safetensors":
+        from imgen.api import TOKENIZER_FILE, resolve_checkpoint
+
+        path = resolve_checkpoint(cfg.init) / TOKENIZER_FILE
+    return load_tokenizer(path)
+
+
 def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
-    """Train (or resume) in `cfg.out_dir`; returns the path of `last.safetensors`."""
+    """Train (or resume) in `cfg.out_dir`; returns the path of `last.safetensors`.
+
+    Under torchrun each process takes its slice of every global batch (see
+    `imgen.distributed`); raises `TrainingInterrupted` after saving on Ctrl-C / SIGTERM.
+    """
+    rank = setup()
+    try:
+        return _train(cfg, rank, progress)
+    finally:
+        teardown(rank)
+
+
+def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path, last_path = out / STATE_FILE, out / LAST_FILE
+    log = MetricsLog(out / METRICS_FILE)
+
+    def report(record: dict) -> None:
+        if rank.is_main:
+            log.write(record)
+            if progress and "step" in record and "event" not in record:
+                progress(record)
 
     resuming = state_path.exists()
-    config = saved_config(state_path) if resuming else vq_config(cfg.size)
-    torch.manual_seed(cfg.seed)
-    model = VQTokenizer(config).train()
+    if resuming:
+        torch.manual_seed(cfg.seed)
+        model = VQTokenizer(saved_config(state_path))
+    else:
+        model = initial_tokenizer(cfg)
+    config = model.config
+    model.to(rank.device).train()
+    objective = TokenizerObjective(model)
+    if rank.distributed:
+        objective = torch.nn.parallel.DistributedDataParallel(objective)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, position = load_training_state(state_path, model, optimizer) if resuming else (0, 0)
 
-    log, budget = MetricsLog(out / METRICS_FILE), TimeBudget(cfg.max_minutes)
-    if cfg.data == "world":
-        batches = world_batches(cfg.seed, position, cfg.batch_size, config.image_size)
-    else:
-        batches = folder_batches(cfg, position, config.image_size, log)
+    budget = TimeBudget(cfg.max_minutes)
+    source = open_images(cfg, config.image_size, report)
+    shard = rank.shard(cfg.batch_size)
     extra = {"vq_config": config.to_json(), "train_config": json.dumps(asdict(cfg), sort_keys=True)}
-    coarse_count = max(1, round(cfg.batch_size * cfg.coarse_fraction)) if cfg.coarse_weight > 0 else 0
+    coarse_all = coarse_rows(cfg.batch_size, cfg.coarse_fraction if cfg.coarse_weight > 0 else 0.0)
+    coarse_local = coarse_all[shard.start : shard.stop]
+    # the coarse rows go first in the local batch, so one decoder call serves both reconstructions
+    order = torch.cat([coarse_local.nonzero().squeeze(1), (~coarse_local).nonzero().squeeze(1)])
+    n_coarse, n_coarse_all = int(coarse_local.sum()), int(coarse_all.sum())
 
     def save() -> None:
-        save_tokenizer(model, last_path, {**extra, "step": str(step), "samples": str(position)})
-        save_training_state(state_path, model, optimizer, step=step, samples=position, extra=extra)
+        if rank.is_main:
+            save_tokenizer(model, last_path, {**extra, "step": str(step), "samples": str(position)})
+            save_training_state(state_path, model, optimizer, step=step, samples=position, extra=extra)
 
-    record_start = {"event": "resume" if resuming else "start", "step": step, "samples": position}
-    log.write({**record_start, "parameters": model.num_parameters(), **extra})
+    report({"event": "resume" if resuming else "start", "step": step, "samples": position,
+            "parameters": model.num_parameters(), "processes": rank.world_size, **extra})  # fmt: skip
     last_save = window_start = time.monotonic()
     window_images = 0
-    while step < cfg.max_steps and not budget.expired():
-        images = next(batches)  # (B, 3, H, W) uint8
-        position += images.shape[0]
-        target = to_unit(images)
-        lr = cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast_context("cpu"):
-            rec = model.autoencode(images, coarse_count)
-        loss_full = reconstruction_loss(rec.full, target, cfg.edge_weight)
-        loss = loss_full
-        if coarse_count:
-            loss = loss + cfg.coarse_weight * reconstruction_loss(rec.coarse, target[:coarse_count], cfg.edge_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        window_images += images.shape[0]
+    with StopRequest() as stop:
+        while step < cfg.max_steps and not any_rank(budget.expired() or stop.requested, rank):
+            images = source.batch(range(position + shard.start, position + shard.stop))[0][order].to(rank.device)
+            position += cfg.batch_size
+            target = to_unit(images)
+            lr = cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast_context(rank.device):
+                full, coarse = objective(images, n_coarse)
+            loss_full = reconstruction_loss(full, target, cfg.edge_weight)
+            loss = loss_full
+            loss_coarse = torch.zeros((), device=rank.device)
+            if n_coarse_all:  # a mean over this rank's coarse rows, weighted to a mean over all ranks' rows
+                if n_coarse:
+                    loss_coarse = reconstruction_loss(coarse, target[:n_coarse], cfg.edge_weight)
+                loss = loss + cfg.coarse_weight * loss_coarse * (n_coarse * rank.world_size / n_coarse_all)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            window_images += cfg.batch_size
 
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            now = time.monotonic()
-            with torch.no_grad():
-                record = {
-                    "step": step,
-                    "samples": position,
-                    "loss": round(loss.item(), 5),
-                    "loss_full": round(loss_full.item(), 5),
-                    "psnr_full": round(psnr(rec.full, target).mean().item(), 3),
-                    "psnr_coarse": round(psnr(rec.coarse, target[:coarse_count]).mean().item(), 3)
-                    if coarse_count
-                    else None,
-                    "images_per_s": round(window_images / max(now - window_start, 1e-9), 2),
-                    "lr": lr,
-                    "minutes": round(budget.elapsed_minutes(), 3),
-                }
-            log.write(record)
-            if progress:
-                progress(record)
-            window_start, window_images = now, 0
-        if time.monotonic() - last_save > cfg.ckpt_every_minutes * 60:
-            save()
-            last_save = time.monotonic()
-    save()
-    log.write({"event": "end", "step": step, "samples": position, "minutes": round(budget.elapsed_minutes(), 3)})
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                with torch.no_grad():
+                    sums = torch.stack(
+                        [
+                            loss_full.detach() * len(shard),
+                            loss_coarse.detach() * n_coarse,
+                            psnr(full, target).sum(),
+                            psnr(coarse, target[:n_coarse]).sum() if n_coarse else torch.zeros((), device=rank.device),
+                        ]
+                    )
+                    sums = all_sum(sums.cpu(), rank).tolist()
+                full_mean, coarse_mean = sums[0] / cfg.batch_size, sums[1] / max(1, n_coarse_all)
+                now = time.monotonic()
+                report(
+                    {
+                        "step": step,
+                        "samples": position,
+                        "loss": round(full_mean + cfg.coarse_weight * coarse_mean, 5),
+                        "loss_full": round(full_mean, 5),
+                        "psnr_full": round(sums[2] / cfg.batch_size, 3),
+                        "psnr_coarse": round(sums[3] / n_coarse_all, 3) if n_coarse_all else None,
+                        "images_per_s": round(window_images / max(now - window_start, 1e-9), 2),
+                        "lr": lr,
+                        "minutes": round(budget.elapsed_minutes(), 3),
+                    }
+                )
+                window_start, window_images = now, 0
+            if time.monotonic() - last_save > cfg.ckpt_every_minutes * 60:
+                save()
+                last_save = time.monotonic()
+        save()
+        report({"event": "stop" if stop.requested else "end", "step": step, "samples": position,
+                "minutes": round(budget.elapsed_minutes(), 3)})  # fmt: skip
+        if stop.requested:
+            raise TrainingInterrupted(step, out)
     return last_path
 
 

@@ -51,3 +51,22 @@ class WorldStream(IterableDataset):
             image, example = render_example(self.seed, index, self.split, self.size)
             pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
             yield {"image": pixels, "caption": example.caption, "index": index}
+
+
+class WorldExamples:
+    """Training scenes by global stream index: `batch(positions)` gives uint8 (B, 3, H, W) images and captions.
+
+    Random access by position (rather than a stream) lets each process of a
+    distributed run render exactly its slice of a global batch.
+    """
+
+    def __init__(self, seed: int, size: int, split: str = "train") -> None:
+        self.seed, self.size, self.split = seed, size, split
+
+    def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]:
+        images, captions = [], []
+        for index in positions:
+            image, example = render_example(self.seed, index, self.split, self.size)
+            images.append(np.asarray(image, dtype=np.uint8))
+            captions.append(example.caption)
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
