@@ -1,6 +1,6 @@
 """Sampling speed on this machine: GEMM peak, latency, throughput, utilisation, cold start, memory.
 
-    python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 3]
+    python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 3] [--windows 2,4,8]
 
 Everything is measured in one run, so the ratios (two-phase vs raster, batch
 throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,7 +54,10 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
         coarse_tokens, coarse_attention = C * (T + C), C * (T + C) ** 2
         coarse_head = C * C * d * g.coarse_vocab * 2
     detail_tokens = T + C + D
-    detail_attention = (T + C) ** 2 + sum(T + C + j for j in range(D))
+    if 0 < config.detail_window < g.detail_grid:  # parallel rows attend over the whole cache
+        detail_attention = (T + C) ** 2 + D * (T + C + D)
+    else:
+        detail_attention = (T + C) ** 2 + sum(T + C + j for j in range(D))
     detail_head = D * d * g.detail_vocab * 2
     attention = 4 * d * layers * (coarse_attention + detail_attention)
     return rows * (per_token * (coarse_tokens + detail_tokens) + attention + coarse_head + detail_head)
@@ -86,6 +90,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--batches", default="1,4,16,64")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--windows", default="2,4,8", help="detail windows to time besides the default sampler")
     args = parser.parse_args()
 
     peak, dtype = gemm_peak()
@@ -95,6 +100,11 @@ def main() -> None:
     torch.set_num_threads(1)
     latency = timed_generate(pipe, 1, two_phase, args.repeats)
     latency_raster = timed_generate(pipe, 1, raster, 1)
+    by_window = {}
+    for window in (int(w) for w in args.windows.split(",") if w):
+        by_window[str(window)] = round(
+            timed_generate(pipe, 1, replace(two_phase, detail_window=window), args.repeats), 3
+        )
     torch.set_num_threads(os.cpu_count() or 1)
 
     throughput = {}
@@ -121,6 +131,9 @@ def main() -> None:
         "latency_two_phase_s": round(latency, 3),
         "latency_raster_s": round(latency_raster, 3),
         "speedup_vs_raster": round(latency_raster / latency, 2),
+        "default_detail_window": two_phase.detail_window,
+        "latency_by_detail_window_s": by_window,
+        "speedup_by_detail_window": {w: round(latency_raster / s, 2) for w, s in by_window.items()},
         "throughput": throughput,
         "cold_help_s": round(help_seconds, 3),
         "cold_generate_s": round(generate_seconds, 3),

@@ -122,6 +122,13 @@ def generate(
         int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
     ] = None,
     sampler: Annotated[str | None, typer.Option(help="two-phase (default) or raster (baseline).")] = None,
+    detail_window: Annotated[
+        int | None,
+        typer.Option(
+            help="Decode detail rows in parallel, each this many tokens behind the row above (0 = one row at a time).",
+            min=0,
+        ),
+    ] = None,
     from_image: Annotated[
         Path | None, typer.Option(help="Take prompt, seed and settings from an imgen PNG (flags given here win).")
     ] = None,
@@ -190,6 +197,7 @@ def generate(
         "top_p": top_p,
         "coarse_steps": coarse_steps,
         "mode": sampler,
+        "detail_window": detail_window,
     }
     settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     if settings.mode not in ("two-phase", "raster"):
@@ -433,6 +441,9 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
+    detail_window: Annotated[
+        int | None, typer.Option(help="Parallel detail rows (see `imgen generate --help`); default: the sampler's.")
+    ] = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
 ) -> None:
     """Benchmark prompt following on held-out world prompts, judged from pixels only.
@@ -481,6 +492,8 @@ def eval_command(
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
     config = SamplerConfig(cfg=cfg, mode=sampler)
+    if detail_window is not None:
+        config.detail_window = detail_window
     report = evaluate(pipe, suite, images_per_prompt, out, reconstruct, config, batch_size, progress)
     if sys.stderr.isatty():
         typer.echo("", err=True)

@@ -93,6 +93,7 @@ class KVCache:
     values: torch.Tensor
     length: int = 0
     extra: dict = field(default_factory=dict)
+    write_at: torch.Tensor | None = None  # absolute slots of the next write, when not appending (parallel decoding)
 
     @classmethod
     def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
@@ -119,7 +120,11 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         B, S, C = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
-        if cache is not None:
+        if cache is not None and cache.write_at is not None:  # scattered slots; `mask` spans the whole cache
+            cache.keys[layer, :, :, cache.write_at] = k
+            cache.values[layer, :, :, cache.write_at] = v
+            k, v = cache.keys[layer], cache.values[layer]
+        elif cache is not None:
             start = cache.length
             cache.keys[layer, :, :, start : start + S] = k
             cache.values[layer, :, :, start : start + S] = v
@@ -223,7 +228,7 @@ class Generator(nn.Module):
     def _run(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, cache, layer)
-        if cache is not None:
+        if cache is not None and cache.write_at is None:
             cache.length += x.shape[1]
         return self.norm(x)
 
@@ -324,6 +329,24 @@ class Generator(nn.Module):
         x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions)
         h = self._run(x, None, cache)
         return self.detail_head(h[:, -1])
+
+    def decode_slots(
+        self, previous: torch.Tensor, positions: torch.Tensor, cache: KVCache, allowed: torch.Tensor
+    ) -> torch.Tensor:
+        """Feed several detail positions at once (B, n) -> their logits (B, n, Vd); for parallel row decoding.
+
+        `previous[:, i]` is the input token of detail position `positions[i]`
+        (the token before it, or BOS where that one is not known yet), and
+        `allowed` (n, capacity) says which cache slots each of them may attend
+        to. Keys and values go to the positions' own slots, so later steps see them.
+        """
+        x = self.embed_detail(previous, cache.extra["coarse_ids"], positions)
+        cache.write_at = self.config.text_len + self.config.coarse_len + positions
+        try:
+            h = self._run(x, allowed, cache)
+        finally:
+            cache.write_at = None
+        return self.detail_head(h)
 
     def sequence_capacity(self) -> int:
         c = self.config

@@ -11,6 +11,16 @@ and mixes the logits. Every image owns a `torch.Generator` seeded with its own
 seed, and all randomness of image i is drawn from generator i, so an image does
 not depend on the batch it was made in.
 
+With `detail_window` w > 0 the detail phase decodes rows in parallel, as in
+ZipAR: row r+1 starts once row r has w tokens, so each step writes one token
+in every active row and the 256 sequential steps become 15 w + 16 (w = 4: 76).
+A token then no longer sees the end of the row above (not written yet), only
+the w tokens above-right of it and everything earlier, which is most of what
+an image token depends on. The one input the model was trained to see and
+cannot have here, the last token of the previous row that a row's first slot
+takes as input, is replaced by BOS. Whether this costs quality is measured,
+not assumed (`python -m benchmarks.sample`, `imgen eval --detail-window`).
+
 `raster_tokens` is the plain baseline: every token one at a time (coarse cells
 in raster order, then detail), the reference the speed benchmarks compare with.
 Fixed tokens (`coarse_fixed`, `detail_fixed`, with -1 meaning free) implement
@@ -42,6 +52,7 @@ class SamplerConfig:
     top_p: float = 1.0
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
+    detail_window: int = 0  # >0: a detail row starts once the row above is this many tokens ahead (see below)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -162,6 +173,61 @@ def detail_phase(
     return detail
 
 
+def detail_schedule(grid: int, window: int) -> list[list[int]]:
+    """Detail positions written at each step: row r, column c at step r * lag + c (lag = window, or grid if 0)."""
+    lag = grid if window <= 0 or window >= grid else window
+    steps: list[list[int]] = [[] for _ in range((grid - 1) * lag + grid)]
+    for r in range(grid):
+        for col in range(grid):
+            steps[r * lag + col].append(r * grid + col)
+    return steps
+
+
+@torch.no_grad()
+def parallel_detail_phase(
+    model: Generator,
+    text_ids: torch.Tensor,  # (B, T)
+    null_ids: torch.Tensor,  # (1, T)
+    coarse_ids: torch.Tensor,  # (B, C)
+    config: SamplerConfig,
+    generators: list[torch.Generator],
+    detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
+    callback: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """Write the detail grid with several rows in flight (`detail_schedule`). Returns (B, D)."""
+    c = model.config
+    B, D, grid = text_ids.shape[0], c.detail_len, c.detail_grid
+    schedule = detail_schedule(grid, config.detail_window)
+    step_of = torch.empty(D, dtype=torch.long)
+    for step, positions in enumerate(schedule):
+        step_of[positions] = step
+    prefix = c.text_len + c.coarse_len
+    capacity = model.sequence_capacity()
+    slot_position = torch.arange(capacity) - prefix  # detail position of each cache slot (<0: prompt/coarse)
+    dtype = next(model.parameters()).dtype
+    cache = KVCache.empty(c, 2 * B, capacity, dtype, text_ids.device)
+    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)[:, None]
+    detail = torch.full((B, D), -1, dtype=torch.long)
+    for step, positions in enumerate(schedule):
+        where = torch.tensor(positions)
+        if step > 0:
+            before = (where - 1).clamp_min(0)
+            known = step_of[before] < step
+            previous = torch.where(known, detail[:, before], torch.full_like(detail[:, before], c.bos_id))
+            seen = (slot_position[None] <= where[:, None]) & (step_of[slot_position.clamp(0, D - 1)][None] <= step)
+            allowed = (slot_position < 0)[None] | ((slot_position >= 0)[None] & seen)
+            logits = model.decode_slots(torch.cat([previous, previous]), where, cache, allowed)
+        tokens = _choose(logits, config, generators)  # (B, n)
+        if detail_fixed is not None:
+            tokens = torch.where(detail_fixed[:, where] >= 0, detail_fixed[:, where], tokens)
+        detail[:, where] = tokens
+        if callback is not None:
+            for position in positions:
+                if (position + 1) % grid == 0:
+                    callback("detail", (position + 1) // grid, grid, coarse_ids, detail)
+    return detail
+
+
 def _choose(logits: torch.Tensor, config: SamplerConfig, generators: list[torch.Generator]) -> torch.Tensor:
     probs = filter_logits(guide(logits, config.cfg), config.temperature, config.top_k, config.top_p).softmax(-1)
     return sample_rows(probs, generators)
@@ -212,5 +278,6 @@ def sample_tokens(
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback)
     else:
         raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
-    detail = detail_phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback)
+    phase = parallel_detail_phase if 0 < config.detail_window < model.config.detail_grid else detail_phase
+    detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback)
     return coarse, detail

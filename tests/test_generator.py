@@ -120,3 +120,36 @@ def test_top_k_and_top_p_remove_unlikely_tokens():
     assert torch.isinf(filter_logits(logits, 1.0, 2, 1.0)[0, 2:]).all()
     kept = ~torch.isinf(filter_logits(logits, 1.0, 0, 0.5))
     assert kept[0].tolist() == [True, False, False, False]
+
+
+def test_parallel_row_decoding_with_a_full_row_lag_is_the_sequential_sampler():
+    from imgen.sampler import detail_phase, make_generators, parallel_detail_phase
+
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    config = SamplerConfig(detail_window=0)
+    sequential = detail_phase(model, text, null, coarse, config, make_generators([5, 6]))
+    parallel = parallel_detail_phase(model, text, null, coarse, config, make_generators([5, 6]))
+    assert torch.equal(sequential, parallel)
+
+
+def test_parallel_row_decoding_takes_fewer_steps_and_sees_only_written_slots():
+    from imgen.sampler import detail_schedule
+
+    schedule = detail_schedule(16, 4)
+    assert len(schedule) == 15 * 4 + 16 and sorted(p for step in schedule for p in step) == list(range(256))
+    step_of = {p: s for s, step in enumerate(schedule) for p in step}
+    for p in range(16, 256):  # the token above is written before the one below it
+        assert step_of[p - 16] < step_of[p]
+    model = _model()
+    text, _, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    calls = []
+    original = model.decode_slots
+    model.decode_slots = lambda *args: calls.append(args[1].numel()) or original(*args)
+    _coarse, detail = sample_tokens(model, text, null, SamplerConfig(coarse_steps=4, detail_window=4), [1, 2])
+    assert len(calls) == 75 and sum(calls) == 255  # step 0 comes from the prefill
+    assert (detail >= 0).all() and (detail < CONFIG.detail_vocab).all()
+    _alone_c, alone_d = sample_tokens(model, text[1:], null, SamplerConfig(coarse_steps=4, detail_window=4), [2])
+    assert torch.equal(detail[1], alone_d[0])  # one seed, one image, whatever the batch
