@@ -1,0 +1,145 @@
+"""Training throughput and utilisation of the generator and the tokenizer, against this machine's GEMM peak.
+
+    python -m benchmarks.train_speed [--steps 10]
+
+Both are timed on fixed random inputs with the same loss and AdamW step as
+`imgen train` (the model's cost does not depend on content; world rendering and
+the tokenizer's encoding of the generator's batches are measured apart, as
+`data_s` per generator step). FLOPs are counted by PyTorch's own
+`FlopCounterMode` over one forward + backward, so utilisation = counted FLOPs
+per second / the large-GEMM peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.common import write_result
+from benchmarks.sample import gemm_peak
+from imgen.generator_train import GeneratorObjective, GeneratorTrainConfig, detail_rows, draw_coarse_mask
+from imgen.model import GPT_SIZES, Generator, GPTConfig
+from imgen.tokenizer.config import vq_config
+from imgen.tokenizer.model import VQTokenizer
+from imgen.tokenizer.train import TokenizerTrainConfig, reconstruction_loss, to_unit
+from imgen.world.dataset import WorldExamples
+
+
+def _timed(step, steps: int) -> tuple[float, float]:
+    """(FLOPs of one step, best seconds per step over `steps`)."""
+    step()  # warm
+    with FlopCounterMode(display=False) as counter:
+        step()
+    best = float("inf")
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return float(counter.get_total_flops()), best
+
+
+def generator_step(size: str, config: GeneratorTrainConfig):
+    tokenizer_config = vq_config("small")
+    gpt = GPTConfig(
+        text_vocab=600,
+        coarse_vocab=tokenizer_config.coarse_vocab,
+        detail_vocab=tokenizer_config.detail_vocab,
+        text_len=config.text_len,
+        **GPT_SIZES[size],
+    )
+    torch.manual_seed(0)
+    model = Generator(gpt).train()
+    objective = GeneratorObjective(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    B = config.batch_size
+    text = torch.randint(1, 600, (B, config.text_len))
+    coarse = torch.randint(0, gpt.coarse_vocab, (B, gpt.coarse_len))
+    detail = torch.randint(0, gpt.detail_vocab, (B, gpt.detail_len))
+    masked = draw_coarse_mask(B, gpt.coarse_len, torch.Generator().manual_seed(0))
+    rows = detail_rows(B, config.detail_batch)
+
+    def step() -> None:
+        coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
+        loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def tokenizer_step(size: str, config: TokenizerTrainConfig):
+    torch.manual_seed(0)
+    model = VQTokenizer(vq_config(size)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.randint(0, 256, (config.batch_size, 3, 128, 128), dtype=torch.uint8)
+    target = to_unit(images)
+    n_coarse = round(config.batch_size * config.coarse_fraction)
+
+    def step() -> None:
+        rec = model.autoencode(images, n_coarse)
+        loss = reconstruction_loss(rec.full, target, config.edge_weight)
+        loss = loss + config.coarse_weight * reconstruction_loss(rec.coarse, target[:n_coarse], config.edge_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, model.num_parameters()
+
+
+def data_seconds(config: GeneratorTrainConfig) -> float:
+    """Seconds to render and tokenize one generator batch (what the model step does not include)."""
+    tokenizer = VQTokenizer(vq_config("small")).eval()
+    source = WorldExamples(0, 128)
+    start = time.perf_counter()
+    images, _ = source.batch(range(config.batch_size))
+    with torch.no_grad():
+        tokenizer.encode(images)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--generator-size", default="small")
+    parser.add_argument("--tokenizer-size", default="small")
+    args = parser.parse_args()
+
+    peak, dtype = gemm_peak()
+    gen_config, tok_config = GeneratorTrainConfig(), TokenizerTrainConfig()
+    results = {}
+    for name, (step, params), batch in (
+        ("generator", generator_step(args.generator_size, gen_config), gen_config.batch_size),
+        ("tokenizer", tokenizer_step(args.tokenizer_size, tok_config), tok_config.batch_size),
+    ):
+        flops, seconds = _timed(step, args.steps)
+        results[name] = {
+            "parameters": params,
+            "batch": batch,
+            "step_s": round(seconds, 3),
+            "samples_per_s": round(batch / seconds, 1),
+            "gflop_per_step": round(flops / 1e9, 2),
+            "gflops": round(flops / seconds / 1e9, 1),
+            "fraction_of_gemm_peak": round(flops / seconds / 1e9 / peak, 3),
+        }
+    results["generator"]["data_s"] = round(data_seconds(gen_config), 3)
+    result = {
+        "gemm_peak_gflops": round(peak, 1),
+        "gemm_dtype": dtype,
+        "threads": torch.get_num_threads(),
+        "sizes": {"generator": args.generator_size, "tokenizer": args.tokenizer_size},
+        **results,
+    }
+    path = write_result("train_speed", result)
+    g, t = results["generator"], results["tokenizer"]
+    print(
+        f"generator {g['samples_per_s']} samples/s ({g['fraction_of_gemm_peak']:.0%} of {peak:.0f} GFLOP/s), "
+        f"tokenizer {t['samples_per_s']} images/s ({t['fraction_of_gemm_peak']:.0%}) -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
