@@ -69,7 +69,7 @@ class FolderScan:
 
     def problems(self) -> list[str]:
         """One line per problem, paths relative to the folder."""
-        lines = [f"{self._shown(path)}: unreadable image ({why})" for path, why in self.unreadable]
+        lines = [f"{self._shown(path)}: {why}" for path, why in self.unreadable]
         lines += [f"{self._shown(path)}: no caption" for path in self.missing_captions]
         lines += [f"{self._shown(path)}: not an image" for path in self.non_images]
         return lines + self.bad_metadata
@@ -129,7 +129,8 @@ def scan_folder(root: str | Path) -> FolderScan:
             image = load_image(path)
             image.load()
         except (ImageInputError, OSError, ValueError) as error:
-            scan.unreadable.append((path, str(error).split(": ", 1)[-1] or type(error).__name__))
+            message = str(error).removeprefix(f"{path}: ")  # e.g. "not a readable image (...)"
+            scan.unreadable.append((path, message or f"unreadable image ({type(error).__name__})"))
             continue
         caption = captions.get(path)
         if caption is None and path.with_suffix(".txt").is_file():

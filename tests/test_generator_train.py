@@ -58,7 +58,7 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     assert (report["images"], report["captioned"]) == (7, 6)
     problems = {line.split(":")[0]: line for line in report["problems"]}
     assert set(problems) == {"broken.png", "notes.pdf", "uncaptioned.png"}
-    assert "unreadable image" in problems["broken.png"]
+    assert "not a readable image" in problems["broken.png"]
     assert problems["notes.pdf"].endswith("not an image") and problems["uncaptioned.png"].endswith("no caption")
 
     vq = imgen(
