@@ -41,7 +41,7 @@ def write_captioned_folder(folder: Path) -> None:
         if i < 4:
             rows.append(json.dumps({"file_name": f"img{i}.png", "text": prompt}))
         else:
-            (folder / f"img{i}.txt").write_text(prompt + "\n")
+            (folder / f"img{i}.txt").write_text(prompt.replace("heart", "kite") + "\n")  # a word the world lacks
     (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
     render_prompt("a dog", seed=9, size=64).image.save(folder / "uncaptioned.png")
@@ -82,8 +82,13 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     out = imgen("generate", "a red circle", "--model", "gen/checkpoint", "-o", "red.png", "--no-preview", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "red.png").stat().st_size > 0
-    unknown = imgen("generate", "a purple zebra", "--model", "gen/checkpoint", "--no-preview", cwd=tmp_path)
-    assert "zebra" in unknown.stderr  # the vocabulary was learnt from the folder's captions
+    known = imgen(
+        "generate", "a yellow kite", "--model", "gen/checkpoint", "-o", "kite.png", "--no-preview", cwd=tmp_path
+    )
+    unknown = imgen(
+        "generate", "a purple cat", "--model", "gen/checkpoint", "-o", "cat.png", "--no-preview", cwd=tmp_path
+    )
+    assert "kite" not in known.stderr and "purple" in unknown.stderr  # the vocabulary is the folder's captions
 
 
 def tiny_config(tmp_path: Path, tiny_checkpoint: Path, out: str) -> GeneratorTrainConfig:
