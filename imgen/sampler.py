@@ -52,7 +52,7 @@ class SamplerConfig:
     top_p: float = 1.0
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
-    detail_window: int = 0  # >0: a detail row starts once the row above is this many tokens ahead (see below)
+    detail_window: int = 4  # >0: a detail row starts once the row above is this many tokens ahead (see below)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -278,6 +278,7 @@ def sample_tokens(
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback)
     else:
         raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
-    phase = parallel_detail_phase if 0 < config.detail_window < model.config.detail_grid else detail_phase
+    parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
+    phase = parallel_detail_phase if parallel else detail_phase  # the raster baseline writes one token per step
     detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback)
     return coarse, detail

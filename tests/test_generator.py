@@ -153,3 +153,14 @@ def test_parallel_row_decoding_takes_fewer_steps_and_sees_only_written_slots():
     assert (detail >= 0).all() and (detail < CONFIG.detail_vocab).all()
     _alone_c, alone_d = sample_tokens(model, text[1:], null, SamplerConfig(coarse_steps=4, detail_window=4), [2])
     assert torch.equal(detail[1], alone_d[0])  # one seed, one image, whatever the batch
+
+
+def test_the_raster_baseline_writes_one_detail_token_per_step_whatever_the_window():
+    model = _model()
+    text, _, _ = _inputs(1)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    calls = []
+    original = model.decode_one
+    model.decode_one = lambda *args: calls.append(1) or original(*args)
+    sample_tokens(model, text, null, SamplerConfig(mode="raster", detail_window=4), [0])
+    assert len(calls) == 255
