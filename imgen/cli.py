@@ -557,6 +557,24 @@ def _print_record(record: dict) -> None:
     typer.echo(str(record), err=True)
 
 
+def _run_training(train, run) -> None:
+    """Run a trainer, print where its result is; Ctrl-C (saved) exits 130, known errors one line."""
+    from imgen.api import ModelUnavailableError
+    from imgen.checkpoints import CheckpointError
+    from imgen.training import TrainingInterrupted
+
+    try:
+        final = train(run, progress=_print_record)
+    except TrainingInterrupted as stopped:
+        typer.echo(f"imgen: {stopped}", err=True)
+        sys.exit(130)
+    except ModelUnavailableError as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+    except (ValueError, CheckpointError) as error:
+        fail(str(error))
+    typer.echo(str(final))
+
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML file of options (keys as below, with underscores); flags win.")
 ]
@@ -589,27 +607,15 @@ def train_tokenizer_command(
 
       torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """
-    from imgen.api import ModelUnavailableError
-    from imgen.checkpoints import CheckpointError
     from imgen.tokenizer.config import VQ_SIZES
     from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
-    from imgen.training import TrainingInterrupted
 
     run = _run_config(ctx, TokenizerTrainConfig, config, {"out": "out_dir"})
     if run.size not in VQ_SIZES:
         fail(f"unknown size {run.size!r}; choose one of {', '.join(VQ_SIZES)}")
     if run.data != "world" and not Path(run.data).is_dir():
         fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
-    try:
-        final = train_tokenizer(run, progress=_print_record)
-    except TrainingInterrupted as stopped:
-        typer.echo(f"imgen: {stopped}", err=True)
-        sys.exit(130)
-    except ModelUnavailableError as error:
-        fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    except (ValueError, CheckpointError) as error:
-        fail(str(error))
-    typer.echo(str(final))
+    _run_training(train_tokenizer, run)
 
 
 @train_app.command("export")
@@ -675,11 +681,8 @@ def train_generator_command(
 
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """
-    from imgen.api import ModelUnavailableError
-    from imgen.checkpoints import CheckpointError
     from imgen.generator_train import GeneratorTrainConfig, train_generator
     from imgen.model import GPT_SIZES
-    from imgen.training import TrainingInterrupted
 
     run = _run_config(ctx, GeneratorTrainConfig, config, {"out": "out_dir"})
     if run.size not in GPT_SIZES:
@@ -690,16 +693,7 @@ def train_generator_command(
         fail("give the image tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
     if run.data != "world" and not Path(run.data).is_dir():
         fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
-    try:
-        final = train_generator(run, progress=_print_record)
-    except TrainingInterrupted as stopped:
-        typer.echo(f"imgen: {stopped}", err=True)
-        sys.exit(130)
-    except ModelUnavailableError as error:
-        fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    except (ValueError, CheckpointError) as error:
-        fail(str(error))
-    typer.echo(str(final))
+    _run_training(train_generator, run)
 
 
 @train_app.command("plot")
