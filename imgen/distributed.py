@@ -14,6 +14,8 @@ so a run can resume with a different number of processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -65,6 +67,16 @@ def setup() -> Rank:
 def teardown(rank: Rank) -> None:
     if rank.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def joined() -> Iterator[Rank]:
+    """`setup()` for the length of a training run, `teardown()` however it ends."""
+    rank = setup()
+    try:
+        yield rank
+    finally:
+        teardown(rank)
 
 
 def all_sum(values: torch.Tensor, rank: Rank) -> torch.Tensor:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
 from imgen.checkpoints import load_tokenizer
-from imgen.distributed import Rank, all_sum, any_rank, setup, teardown
+from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.training import (
@@ -116,12 +116,12 @@ def world_captions(config: GeneratorTrainConfig) -> list[str]:
 
 def open_data(
     config: GeneratorTrainConfig, image_size: int, log: Callable[[dict], None]
-) -> tuple[ExampleSource, list[str]]:
-    """The example source and the captions it holds (for the vocabulary and the sample prompts)."""
+) -> tuple[ExampleSource, list[str] | None]:
+    """The example source and a folder's captions (None for the world, whose captions are drawn when needed)."""
     if config.data == "world":
         from imgen.world.dataset import WorldExamples
 
-        return WorldExamples(config.seed, image_size), world_captions(config)
+        return WorldExamples(config.seed, image_size), None
     from imgen.folder_data import FolderExamples, scan_folder
 
     scan = scan_folder(config.data)
@@ -206,14 +206,12 @@ def initial_model(
     return Generator(gpt), prompts
 
 
-def tokenizer_source(config: GeneratorTrainConfig) -> Path:
+def tokenizer_source(config: GeneratorTrainConfig, init_folder: Path | None) -> Path:
     """The tokenizer file to train with: `--tokenizer`, else the one of `--init`."""
     if config.tokenizer:
         return Path(config.tokenizer)
-    if config.init:
-        from imgen.api import resolve_checkpoint
-
-        return resolve_checkpoint(config.init) / TOKENIZER_FILE
+    if init_folder is not None:
+        return init_folder / TOKENIZER_FILE
     raise ValueError("give a tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
 
 
@@ -225,11 +223,8 @@ def train_generator(config: GeneratorTrainConfig, progress: Callable[[dict], Non
 
     Raises `TrainingInterrupted` after saving when the run was stopped by Ctrl-C / SIGTERM.
     """
-    rank = setup()
-    try:
+    with joined() as rank:
         return _train(config, rank, progress)
-    finally:
-        teardown(rank)
 
 
 def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
@@ -246,7 +241,12 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             if progress:
                 progress(record)
 
-    tokenizer_file = tokenizer_source(config)
+    init_folder = None
+    if config.init:
+        from imgen.api import resolve_checkpoint
+
+        init_folder = resolve_checkpoint(config.init)  # resolved (and hash-checked) once
+    tokenizer_file = tokenizer_source(config, init_folder)
     tokenizer = load_tokenizer(tokenizer_file).eval().to(rank.device)
     for param in tokenizer.parameters():
         param.requires_grad_(False)
@@ -255,12 +255,11 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     resuming = state_path.exists()
     if resuming:
         model, prompts, _ = load_generator(final / GENERATOR_FILE)
-    elif config.init:
-        from imgen.api import resolve_checkpoint
-
-        model, prompts, _ = load_generator(resolve_checkpoint(config.init) / GENERATOR_FILE)
+    elif init_folder is not None:
+        model, prompts, _ = load_generator(init_folder / GENERATOR_FILE)
     else:
-        model, prompts = initial_model(config, tokenizer.config, captions)
+        vocabulary = captions if captions is not None else world_captions(config)
+        model, prompts = initial_model(config, tokenizer.config, vocabulary)
     if (model.config.coarse_vocab, model.config.detail_vocab) != (tokenizer.coarse_vocab, tokenizer.detail_vocab):
         raise ValueError(f"{tokenizer_file}: its codebooks do not match the generator's")
     model.to(rank.device).train()
@@ -280,6 +279,10 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     )
 
     shard = rank.shard(config.batch_size)
+    local = slice(shard.start, shard.stop)
+    detail_all = detail_rows(config.batch_size, config.detail_batch)
+    detail_local = detail_all[local].to(rank.device)
+    n_detail = detail_all.sum().item() * model.config.detail_len
     null_ids = torch.tensor(prompts.encode(""), dtype=torch.long)
     sample_prompts = _sample_prompts(config, captions)
     budget = TimeBudget(config.max_minutes)
@@ -307,28 +310,24 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             noise = step_generator(config.seed, step)
             masked_all = draw_coarse_mask(config.batch_size, model.config.coarse_len, noise)
             dropped_all = torch.rand(config.batch_size, generator=noise) < config.cfg_dropout
-            detail_all = detail_rows(config.batch_size, config.detail_batch)
 
             images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
             with torch.no_grad(), autocast_context(rank.device):
                 grids = tokenizer.encode(images.to(rank.device))
             text = torch.tensor([prompts.encode(c) for c in batch_captions], dtype=torch.long)
-            dropped = dropped_all[shard.start : shard.stop]
-            text[dropped] = null_ids
+            text[dropped_all[local]] = null_ids
             lr = cosine_lr(step, config.max_steps, config.warmup_steps, config.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            local = slice(shard.start, shard.stop)
             with autocast_context(rank.device):
                 coarse_sum, detail_sum = objective(
                     text.to(rank.device),
                     grids.coarse.flatten(1),
                     masked_all[local].to(rank.device),
                     grids.detail.flatten(1),
-                    detail_all[local].to(rank.device),
+                    detail_local,
                 )
             n_coarse = masked_all.sum().item()
-            n_detail = detail_all.sum().item() * model.config.detail_len
             loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -368,11 +367,11 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     return final
 
 
-def _sample_prompts(config: GeneratorTrainConfig, captions: list[str]) -> list[str]:
+def _sample_prompts(config: GeneratorTrainConfig, captions: list[str] | None) -> list[str]:
     """Fixed prompts for the progress grid: world prompts, or the first distinct captions of a folder."""
     if config.sample_prompts <= 0:
         return []
-    if config.data == "world":
+    if captions is None:
         return list(WORLD_SAMPLE_PROMPTS[: config.sample_prompts])
     return sorted(set(captions))[: config.sample_prompts]
 

@@ -157,9 +157,7 @@ def detail_phase(
     """Write the detail grid row by row over a KV cache. Returns (B, D)."""
     c = model.config
     B, D, row = text_ids.shape[0], c.detail_len, c.detail_grid
-    dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(c, 2 * B, model.sequence_capacity(), dtype, text_ids.device)
-    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)
+    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids)
     detail = torch.full((B, D), -1, dtype=torch.long)
     for position in range(D):
         token = _choose(logits, config, generators)
@@ -171,6 +169,16 @@ def detail_phase(
         if callback is not None and (position + 1) % row == 0:
             callback("detail", (position + 1) // row, c.detail_grid, coarse_ids, detail)
     return detail
+
+
+def _prefilled(
+    model: Generator, text_ids: torch.Tensor, null_ids: torch.Tensor, coarse_ids: torch.Tensor
+) -> tuple[KVCache, torch.Tensor]:
+    """A guidance-doubled KV cache holding prompt + coarse grid, and the logits of detail token 0 (2B, Vd)."""
+    dtype = next(model.parameters()).dtype
+    cache = KVCache.empty(model.config, 2 * text_ids.shape[0], model.sequence_capacity(), dtype, text_ids.device)
+    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)
+    return cache, logits
 
 
 def detail_schedule(grid: int, window: int) -> list[list[int]]:
@@ -201,12 +209,11 @@ def parallel_detail_phase(
     step_of = torch.empty(D, dtype=torch.long)
     for step, positions in enumerate(schedule):
         step_of[positions] = step
-    prefix = c.text_len + c.coarse_len
-    capacity = model.sequence_capacity()
-    slot_position = torch.arange(capacity) - prefix  # detail position of each cache slot (<0: prompt/coarse)
-    dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(c, 2 * B, capacity, dtype, text_ids.device)
-    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)[:, None]
+    slot_position = torch.arange(model.sequence_capacity()) - (c.text_len + c.coarse_len)  # <0: prompt/coarse
+    prefix_slot = slot_position < 0
+    slot_step = torch.where(prefix_slot, -1, step_of[slot_position.clamp(0, D - 1)])  # when each slot is written
+    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids)
+    logits = logits[:, None]
     detail = torch.full((B, D), -1, dtype=torch.long)
     for step, positions in enumerate(schedule):
         where = torch.tensor(positions)
@@ -214,8 +221,7 @@ def parallel_detail_phase(
             before = (where - 1).clamp_min(0)
             known = step_of[before] < step
             previous = torch.where(known, detail[:, before], torch.full_like(detail[:, before], c.bos_id))
-            seen = (slot_position[None] <= where[:, None]) & (step_of[slot_position.clamp(0, D - 1)][None] <= step)
-            allowed = (slot_position < 0)[None] | ((slot_position >= 0)[None] & seen)
+            allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
             logits = model.decode_slots(torch.cat([previous, previous]), where, cache, allowed)
         tokens = _choose(logits, config, generators)  # (B, n)
         if detail_fixed is not None:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from imgen.checkpoints import CheckpointError, save_tokenizer
-from imgen.distributed import Rank, all_sum, any_rank, setup, teardown
+from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.tokenizer.config import VQConfig, vq_config
 from imgen.tokenizer.model import VQTokenizer
 from imgen.training import (
@@ -167,11 +167,8 @@ def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] 
     Under torchrun each process takes its slice of every global batch (see
     `imgen.distributed`); raises `TrainingInterrupted` after saving on Ctrl-C / SIGTERM.
     """
-    rank = setup()
-    try:
+    with joined() as rank:
         return _train(cfg, rank, progress)
-    finally:
-        teardown(rank)
 
 
 def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
