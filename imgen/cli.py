@@ -310,7 +310,10 @@ def edit_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the edit.")] = 0,
     grow: Annotated[int, typer.Option(help="Also free the tokens this many px around the mask.", min=0)] = 0,
-    feather: Annotated[int, typer.Option(help="Soften the blend this many px inside the mask.", min=0)] = 0,
+    feather: Annotated[int, typer.Option(help="Soften the blend this many px inside the mask.", min=0)] = 3,
+    seamless: Annotated[
+        bool, typer.Option(help="Shift the new pixels smoothly to meet the kept ones at the border (no seam).")
+    ] = True,
     resize_mask: Annotated[bool, typer.Option(help="Accept a mask of another size (scaled to the image).")] = False,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
@@ -355,8 +358,8 @@ def edit_command(
     start = time.perf_counter()
     try:
         result = edit(
-            pipe, source, mask_image, prompt, grow=grow, feather=feather, resize_mask=resize_mask,
-            seed=seed, sampler=config, callback=draw,
+            pipe, source, mask_image, prompt, grow=grow, feather=feather, seamless=seamless,
+            resize_mask=resize_mask, seed=seed, sampler=config, callback=draw,
         )  # fmt: skip
     except (MaskError, ValueError) as error:
         fail(str(error))
@@ -366,7 +369,7 @@ def edit_command(
         warn(result.warning)
     record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
     record.update({"task": "edit", "source": image.name, "mask": mask.name if mask else None, "grow": grow})
-    record["feather"] = feather
+    record.update({"feather": feather, "seamless": seamless})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
     _write_one(result.image, path, overwrite, as_json, record, text, time.perf_counter() - start)
 
@@ -440,6 +443,8 @@ def eval_command(
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
     detail_window: Annotated[
         int | None, typer.Option(help="Parallel detail rows (see `imgen generate --help`); default: the sampler's.")
@@ -491,7 +496,7 @@ def eval_command(
         if sys.stderr.isatty():
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
-    config = SamplerConfig(cfg=cfg, mode=sampler)
+    config = SamplerConfig(cfg=cfg, temperature=temperature, top_k=top_k, mode=sampler)
     if detail_window is not None:
         config.detail_window = detail_window
     report = evaluate(pipe, suite, images_per_prompt, out, reconstruct, config, batch_size, progress)

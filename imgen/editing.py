@@ -110,7 +110,8 @@ def edit(
     prompt: str,
     *,
     grow: int = 0,
-    feather: int = 0,
+    feather: int = 3,
+    seamless: bool = True,
     context: float = 0.5,
     resize_mask: bool = False,
     seed: int = 0,
@@ -144,6 +145,9 @@ def edit(
     surroundings of the new content (only the part inside the mask is shown).
     `feather` (px) ramps the blend from the original to the generated pixels
     over that depth inside the mask, to soften the seam; it never reaches out.
+    `seamless` first shifts the generated pixels by a smooth field so they meet
+    the kept ones along the border (gradient-domain blending, `imgen.seam`):
+    the tokenizer's small colour errors would otherwise show as an edge.
 
     The result is RGBA when the input has transparency (regenerated pixels
     opaque), else RGB, at the input's size; `seed`, `seeds`, `sampler` and
@@ -170,7 +174,7 @@ def edit(
     weights = feather_weights(regenerate, feather)
 
     def finish(generated: Image.Image) -> Image.Image:
-        return composite(work, resize_rgb(np.asarray(generated), box.size), box, regenerate, weights)
+        return composite(work, resize_rgb(np.asarray(generated), box.size), box, regenerate, weights, seamless)
 
     text, null = pipe._text_ids([prompt] * batch)
     coarse, detail = sample_tokens(

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from imgen.io import load_image
+from imgen.seam import border_correction
 
 MaskLike = Image.Image | np.ndarray | str | os.PathLike
 
@@ -336,12 +337,19 @@ def resize_rgb(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def composite(
-    original: Image.Image, generated: np.ndarray, box: CropBox, mask: np.ndarray, weights: np.ndarray
+    original: Image.Image,
+    generated: np.ndarray,
+    box: CropBox,
+    mask: np.ndarray,
+    weights: np.ndarray,
+    seamless: bool = True,
 ) -> Image.Image:
     """Paste the generated crop (uint8 (S, S, 3), S = box.size) into `original` where `mask` is True.
 
     `original` is a working image (RGB or RGBA). Pixels where `mask` is False
     are copied, never recomputed, so they are byte-identical by construction.
+    With `seamless`, the generated pixels are first shifted by a smooth field
+    that makes them meet the kept pixels along the border (`imgen.seam`).
     Inside the mask the result is `weights * generated + (1 - weights) * original`;
     for RGBA the original's share is further scaled by its opacity (what hides
     under a transparent pixel is not content) and regenerated pixels are opaque.
@@ -352,6 +360,9 @@ def composite(
     new = generated[y0 - box.top : y1 - box.top, x0 - box.left : x1 - box.left].astype(np.float32)
     region = out[y0:y1, x0:x1]
     inside = mask[y0:y1, x0:x1]
+    if seamless:  # weighted by opacity: a transparent neighbour has no colour to meet
+        opacity = region[..., 3:].astype(np.float32) / 255.0 if out.shape[2] == 4 else 1.0
+        new = new + border_correction((region[..., :3].astype(np.float32) - new) * opacity, inside)
     weight = weights[y0:y1, x0:x1, None].astype(np.float32)
     if out.shape[2] == 4:
         weight = 1 - (1 - weight) * (region[..., 3:].astype(np.float32) / 255.0)

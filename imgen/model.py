@@ -94,6 +94,7 @@ class KVCache:
     length: int = 0
     extra: dict = field(default_factory=dict)
     write_at: torch.Tensor | None = None  # absolute slots of the next write, when not appending (parallel decoding)
+    read_to: int = 0  # with write_at: attend over slots [0, read_to) only (the rest is not written yet)
 
     @classmethod
     def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
@@ -123,7 +124,7 @@ class Attention(nn.Module):
         if cache is not None and cache.write_at is not None:  # scattered slots; `mask` spans the whole cache
             cache.keys[layer, :, :, cache.write_at] = k
             cache.values[layer, :, :, cache.write_at] = v
-            k, v = cache.keys[layer], cache.values[layer]
+            k, v = cache.keys[layer, :, :, : cache.read_to], cache.values[layer, :, :, : cache.read_to]
         elif cache is not None:
             start = cache.length
             cache.keys[layer, :, :, start : start + S] = k
@@ -290,6 +291,19 @@ class Generator(nn.Module):
         return self.detail_head(h[:, c.text_len + c.coarse_len :])
 
     # --- sampling steps (used by imgen.sampling) ----------------------------------------
+    #
+    # Each step takes `guidance`: None for plain logits, or a classifier-free
+    # guidance scale when the batch is [prompt rows; empty-prompt rows]. The
+    # heads are affine, so guiding the final hidden states and applying the head
+    # once gives exactly the guided logits, uncond + g * (cond - uncond), at half
+    # the head's cost (the detail head is the largest matrix of a decode step).
+
+    @staticmethod
+    def _guided(head: nn.Linear, h: torch.Tensor, guidance: float | None) -> torch.Tensor:
+        if guidance is not None:
+            cond, uncond = h.chunk(2)
+            h = cond if guidance == 1.0 else uncond + guidance * (cond - uncond)
+        return head(h)
 
     def coarse_logits(self, text_ids: torch.Tensor, coarse_in: torch.Tensor) -> torch.Tensor:
         """Phase 1: logits for every coarse cell given the prompt and a partly masked grid. (B, C, Vc)"""
@@ -297,41 +311,63 @@ class Generator(nn.Module):
         h = self._run(x, self.coarse_mask)
         return self.coarse_head(h[:, self.config.text_len :])
 
+    def encode_prompt(self, text_ids: torch.Tensor, cache: KVCache) -> None:
+        """Cache the prompt's keys and values in slots [0, T).
+
+        Prompt rows attend only to the prompt, so these are the same in every
+        coarse step and in the detail prefill: computed once per image instead
+        of once per forward pass.
+        """
+        cache.length = 0
+        self._run(self.embed_text(text_ids), None, cache)
+
+    def coarse_step(self, coarse_in: torch.Tensor, cache: KVCache, guidance: float | None = None) -> torch.Tensor:
+        """`coarse_logits` over a prompt already in `cache` (B, C) -> (B, C, Vc).
+
+        The grid's keys and values go to the scratch slots after the prompt and
+        are overwritten by the next step (the cache is left at the prompt's length).
+        """
+        cache.length = self.config.text_len
+        h = self._run(self.embed_coarse(coarse_in, clean=False), None, cache)  # coarse rows see everything
+        cache.length = self.config.text_len
+        return self._guided(self.coarse_head, h, guidance)
+
     def prefill(self, text_ids: torch.Tensor, coarse_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Phase 2 start: cache prompt + clean coarse grid, return logits of detail token 0. (B, Vd)"""
-        c = self.config
-        B = text_ids.shape[0]
-        bos = torch.full((B, 1), c.bos_id, dtype=torch.long, device=text_ids.device)
-        zero = torch.zeros(1, dtype=torch.long, device=text_ids.device)
-        x = torch.cat(
-            [
-                self.embed_text(text_ids),
-                self.embed_coarse(coarse_ids, clean=True),
-                self.embed_detail(bos, coarse_ids, zero),
-            ],
-            dim=1,
-        )
-        mask = self.train_mask[: c.text_len, : c.text_len]
-        S = x.shape[1]
-        # Prompt rows see the prompt, coarse rows see prompt + coarse, the first detail row sees all.
-        full = torch.zeros(S, S, dtype=torch.bool, device=x.device)
-        full[:, : c.text_len] = True
-        full[c.text_len :, c.text_len :] = True
-        full[: c.text_len, : c.text_len] = mask
-        full[c.text_len : c.text_len + c.coarse_len, -1] = False
-        h = self._run(x, full, cache)
-        cache.extra["coarse_ids"] = coarse_ids
-        return self.detail_head(h[:, -1])
+        self.encode_prompt(text_ids, cache)
+        return self.prefill_detail(coarse_ids, cache)
 
-    def decode_one(self, token: torch.Tensor, position: int, cache: KVCache) -> torch.Tensor:
+    def prefill_detail(self, coarse_ids: torch.Tensor, cache: KVCache, guidance: float | None = None) -> torch.Tensor:
+        """`prefill` for a prompt already in `cache` (`encode_prompt`): cache the clean coarse grid. (B, Vd)"""
+        c = self.config
+        B = coarse_ids.shape[0]
+        bos = torch.full((B, 1), c.bos_id, dtype=torch.long, device=coarse_ids.device)
+        zero = torch.zeros(1, dtype=torch.long, device=coarse_ids.device)
+        x = torch.cat([self.embed_coarse(coarse_ids, clean=True), self.embed_detail(bos, coarse_ids, zero)], dim=1)
+        # Coarse rows see prompt + coarse, the first detail row sees all.
+        mask = torch.ones(c.coarse_len + 1, c.text_len + c.coarse_len + 1, dtype=torch.bool, device=x.device)
+        mask[: c.coarse_len, -1] = False
+        cache.length = c.text_len
+        h = self._run(x, mask, cache)
+        cache.extra["coarse_ids"] = coarse_ids
+        return self._guided(self.detail_head, h[:, -1], guidance)
+
+    def decode_one(
+        self, token: torch.Tensor, position: int, cache: KVCache, guidance: float | None = None
+    ) -> torch.Tensor:
         """Feed detail token `position - 1` (B,) at detail `position`; return logits for that position. (B, Vd)"""
         positions = torch.tensor([position], device=token.device)
         x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions)
         h = self._run(x, None, cache)
-        return self.detail_head(h[:, -1])
+        return self._guided(self.detail_head, h[:, -1], guidance)
 
     def decode_slots(
-        self, previous: torch.Tensor, positions: torch.Tensor, cache: KVCache, allowed: torch.Tensor
+        self,
+        previous: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        allowed: torch.Tensor,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         """Feed several detail positions at once (B, n) -> their logits (B, n, Vd); for parallel row decoding.
 
@@ -342,11 +378,12 @@ class Generator(nn.Module):
         """
         x = self.embed_detail(previous, cache.extra["coarse_ids"], positions)
         cache.write_at = self.config.text_len + self.config.coarse_len + positions
+        cache.read_to = int(cache.write_at.max()) + 1  # no slot after the last one written can be allowed
         try:
-            h = self._run(x, allowed, cache)
+            h = self._run(x, allowed[:, : cache.read_to], cache)
         finally:
             cache.write_at = None
-        return self.detail_head(h)
+        return self._guided(self.detail_head, h, guidance)
 
     def sequence_capacity(self) -> int:
         c = self.config

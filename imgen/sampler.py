@@ -7,7 +7,9 @@ rest re-masked, following a cosine schedule (MaskGIT). Phase 2 (detail): the
 a callback fires after every row so a terminal can draw the image filling in.
 
 Classifier-free guidance doubles the batch (prompt rows, then empty-prompt rows)
-and mixes the logits. Every image owns a `torch.Generator` seeded with its own
+and mixes the logits. The prompt attends only to itself, so its keys and values
+are computed once (`prompt_cache`) and shared by every coarse step, the detail
+prefill and, for the baseline, every raster step. Every image owns a `torch.Generator` seeded with its own
 seed, and all randomness of image i is drawn from generator i, so an image does
 not depend on the batch it was made in.
 
@@ -75,10 +77,21 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
 
 
 def sample_rows(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-    """Draw one token per row of (B, V) or (B, N, V) probabilities, row b from generator b."""
-    flat = probs.reshape(probs.shape[0], -1, probs.shape[-1])
-    out = [torch.multinomial(flat[b], 1, generator=generators[b]).squeeze(-1) for b in range(flat.shape[0])]
-    return torch.stack(out).reshape(probs.shape[:-1])
+    """Draw one token per row of (B, V) or (B, N, V) probabilities, row b from generator b.
+
+    By inverting the cumulative distribution: one uniform per token drawn, then
+    one batched search. (`torch.multinomial` draws an exponential for every
+    entry of the vocabulary, which cost more than the model's step here.) A
+    token of probability 0 is never chosen: the search takes the first entry
+    whose cumulative sum exceeds the uniform, capped at the last one that grows.
+    """
+    B, V = probs.shape[0], probs.shape[-1]
+    cumulative = probs.reshape(B, -1, V).float().cumsum(-1)  # (B, N, V)
+    uniform = torch.stack([torch.rand(cumulative.shape[1], generator=generators[b]) for b in range(B)])
+    target = (uniform * cumulative[..., -1])[..., None]  # (B, N, 1), below each row's total
+    drawn = torch.searchsorted(cumulative, target, right=True)[..., 0]
+    drawn = torch.minimum(drawn, cumulative.argmax(-1))  # the first index reaching the total
+    return drawn.reshape(probs.shape[:-1])
 
 
 def guide(logits: torch.Tensor, cfg: float) -> torch.Tensor:
@@ -91,12 +104,24 @@ def _doubled(text_ids: torch.Tensor, null_ids: torch.Tensor) -> torch.Tensor:
     return torch.cat([text_ids, null_ids.expand_as(text_ids)])
 
 
+def prompt_cache(model: Generator, text_ids: torch.Tensor, null_ids: torch.Tensor) -> KVCache:
+    """A guidance-doubled KV cache (prompt rows, then empty-prompt rows) holding the encoded prompts.
+
+    Both phases of one batch share it: the prompt is encoded once, the coarse
+    steps use the slots after it as scratch, and the detail phase fills the rest.
+    """
+    dtype = next(model.parameters()).dtype
+    cache = KVCache.empty(model.config, 2 * text_ids.shape[0], model.sequence_capacity(), dtype, text_ids.device)
+    model.encode_prompt(_doubled(text_ids, null_ids), cache)
+    return cache
+
+
 def coarse_schedule(step: int, steps: int, total: int) -> int:
     """How many cells stay masked after `step` (0-based) of `steps`: cosine, reaching 0."""
     return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def coarse_phase(
     model: Generator,
     text_ids: torch.Tensor,  # (B, T)
@@ -105,6 +130,7 @@ def coarse_phase(
     generators: list[torch.Generator],
     coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
     callback: ProgressCallback | None = None,
+    cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
 ) -> torch.Tensor:
     """Fill the coarse grid from all-masked in `config.coarse_steps` parallel steps. Returns (B, C)."""
     B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
@@ -112,12 +138,12 @@ def coarse_phase(
     if coarse_fixed is not None:
         grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
     free_total = (grid == mask_id).sum(-1)  # (B,)
-    texts = _doubled(text_ids, null_ids)
+    cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     for step in range(config.coarse_steps):
         masked = grid == mask_id  # (B, C)
         if not masked.any():
             break
-        logits = guide(model.coarse_logits(texts, torch.cat([grid, grid])), config.cfg)  # (B, C, V)
+        logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)  # (B, C, V), guided
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
         drawn = sample_rows(probs, generators)  # (B, C)
@@ -143,7 +169,7 @@ def _gumbel(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     return -torch.log(-torch.log(uniform))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def detail_phase(
     model: Generator,
     text_ids: torch.Tensor,  # (B, T)
@@ -153,11 +179,12 @@ def detail_phase(
     generators: list[torch.Generator],
     detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
     callback: ProgressCallback | None = None,
+    cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
 ) -> torch.Tensor:
     """Write the detail grid row by row over a KV cache. Returns (B, D)."""
     c = model.config
     B, D, row = text_ids.shape[0], c.detail_len, c.detail_grid
-    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids)
+    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.cfg)
     detail = torch.full((B, D), -1, dtype=torch.long)
     for position in range(D):
         token = _choose(logits, config, generators)
@@ -165,20 +192,23 @@ def detail_phase(
             token = torch.where(detail_fixed[:, position] >= 0, detail_fixed[:, position], token)
         detail[:, position] = token
         if position + 1 < D:
-            logits = model.decode_one(torch.cat([token, token]), position + 1, cache)
+            logits = model.decode_one(torch.cat([token, token]), position + 1, cache, config.cfg)
         if callback is not None and (position + 1) % row == 0:
             callback("detail", (position + 1) // row, c.detail_grid, coarse_ids, detail)
     return detail
 
 
 def _prefilled(
-    model: Generator, text_ids: torch.Tensor, null_ids: torch.Tensor, coarse_ids: torch.Tensor
+    model: Generator,
+    text_ids: torch.Tensor,
+    null_ids: torch.Tensor,
+    coarse_ids: torch.Tensor,
+    cache: KVCache | None,
+    cfg: float,
 ) -> tuple[KVCache, torch.Tensor]:
-    """A guidance-doubled KV cache holding prompt + coarse grid, and the logits of detail token 0 (2B, Vd)."""
-    dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(model.config, 2 * text_ids.shape[0], model.sequence_capacity(), dtype, text_ids.device)
-    logits = model.prefill(_doubled(text_ids, null_ids), torch.cat([coarse_ids, coarse_ids]), cache)
-    return cache, logits
+    """The prompt cache with the coarse grid added, and the guided logits of detail token 0 (B, Vd)."""
+    cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
+    return cache, model.prefill_detail(torch.cat([coarse_ids, coarse_ids]), cache, cfg)
 
 
 def detail_schedule(grid: int, window: int) -> list[list[int]]:
@@ -191,7 +221,7 @@ def detail_schedule(grid: int, window: int) -> list[list[int]]:
     return steps
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def parallel_detail_phase(
     model: Generator,
     text_ids: torch.Tensor,  # (B, T)
@@ -201,6 +231,7 @@ def parallel_detail_phase(
     generators: list[torch.Generator],
     detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
     callback: ProgressCallback | None = None,
+    cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
 ) -> torch.Tensor:
     """Write the detail grid with several rows in flight (`detail_schedule`). Returns (B, D)."""
     c = model.config
@@ -212,7 +243,7 @@ def parallel_detail_phase(
     slot_position = torch.arange(model.sequence_capacity()) - (c.text_len + c.coarse_len)  # <0: prompt/coarse
     prefix_slot = slot_position < 0
     slot_step = torch.where(prefix_slot, -1, step_of[slot_position.clamp(0, D - 1)])  # when each slot is written
-    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids)
+    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.cfg)
     logits = logits[:, None]
     detail = torch.full((B, D), -1, dtype=torch.long)
     for step, positions in enumerate(schedule):
@@ -222,7 +253,7 @@ def parallel_detail_phase(
             known = step_of[before] < step
             previous = torch.where(known, detail[:, before], torch.full_like(detail[:, before], c.bos_id))
             allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
-            logits = model.decode_slots(torch.cat([previous, previous]), where, cache, allowed)
+            logits = model.decode_slots(torch.cat([previous, previous]), where, cache, allowed, config.cfg)
         tokens = _choose(logits, config, generators)  # (B, n)
         if detail_fixed is not None:
             tokens = torch.where(detail_fixed[:, where] >= 0, detail_fixed[:, where], tokens)
@@ -235,11 +266,12 @@ def parallel_detail_phase(
 
 
 def _choose(logits: torch.Tensor, config: SamplerConfig, generators: list[torch.Generator]) -> torch.Tensor:
-    probs = filter_logits(guide(logits, config.cfg), config.temperature, config.top_k, config.top_p).softmax(-1)
+    """Draw from already guided logits (B, ..., V)."""
+    probs = filter_logits(logits, config.temperature, config.top_k, config.top_p).softmax(-1)
     return sample_rows(probs, generators)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def raster_coarse(
     model: Generator,
     text_ids: torch.Tensor,
@@ -247,6 +279,7 @@ def raster_coarse(
     config: SamplerConfig,
     generators: list[torch.Generator],
     coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
+    cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
 ) -> torch.Tensor:
     """Baseline phase 1: one coarse cell per forward pass, in raster order. Returns (B, C).
 
@@ -257,15 +290,15 @@ def raster_coarse(
     grid = torch.full((B, C), mask_id, dtype=torch.long)
     if coarse_fixed is not None:
         grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
-    texts = _doubled(text_ids, null_ids)
+    cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     for cell in range(C):
-        logits = model.coarse_logits(texts, torch.cat([grid, grid]))[:, cell]  # (2B, V)
+        logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)[:, cell]  # (B, V), guided
         drawn = _choose(logits, config, generators)
         grid[:, cell] = drawn if coarse_fixed is None else torch.where(coarse_fixed[:, cell] >= 0, grid[:, cell], drawn)
     return grid
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_tokens(
     model: Generator,
     text_ids: torch.Tensor,
@@ -277,14 +310,15 @@ def sample_tokens(
     callback: ProgressCallback | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail)."""
-    generators = make_generators(seeds)
-    if config.mode == "raster":
-        coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed)
-    elif config.mode == "two-phase":
-        coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback)
-    else:
+    if config.mode not in ("two-phase", "raster"):
         raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
+    generators = make_generators(seeds)
+    cache = prompt_cache(model, text_ids, null_ids)
+    if config.mode == "raster":
+        coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache)
+    else:
+        coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache)
     parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
     phase = parallel_detail_phase if parallel else detail_phase  # the raster baseline writes one token per step
-    detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback)
+    detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
     return coarse, detail

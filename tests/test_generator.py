@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from imgen.model import Generator, GPTConfig, KVCache
-from imgen.sampler import SamplerConfig, coarse_schedule, filter_logits, sample_tokens
+from imgen.sampler import SamplerConfig, coarse_schedule, filter_logits, guide, sample_rows, sample_tokens
 
 CONFIG = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40, text_len=6, d_model=32, n_layers=2, n_heads=4)
 
@@ -42,6 +42,56 @@ def test_coarse_phase_logits_match_the_training_forward():
     with torch.no_grad():
         train_logits, _ = model(text, masked, coarse, detail)
         torch.testing.assert_close(model.coarse_logits(text, masked), train_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_coarse_steps_over_a_cached_prompt_match_the_training_forward_and_leave_it_intact():
+    model = _model()
+    text, coarse, detail = _inputs()
+    cache = KVCache.empty(CONFIG, 2, model.sequence_capacity(), torch.float32, torch.device("cpu"))
+    with torch.no_grad():
+        model.encode_prompt(text, cache)
+        for step, stride in enumerate((2, 3, 5)):  # several steps reuse the same scratch slots
+            masked = coarse.clone()
+            masked[:, step::stride] = CONFIG.mask_id
+            train_logits, _ = model(text, masked, coarse, detail)
+            torch.testing.assert_close(model.coarse_step(masked, cache), train_logits, atol=1e-5, rtol=1e-5)
+        _, full = model(text, coarse, coarse, detail)
+        first = model.prefill_detail(coarse, cache)  # the detail phase after the coarse steps, same cache
+    torch.testing.assert_close(first, full[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_guiding_the_hidden_states_gives_the_guided_logits():
+    model = _model()
+    text, coarse, _ = _inputs()  # row 0 plays the prompt, row 1 the empty prompt
+    masked = coarse.clone()
+    masked[:, ::2] = CONFIG.mask_id
+    caches = [KVCache.empty(CONFIG, 2, model.sequence_capacity(), torch.float32, torch.device("cpu")) for _ in "ab"]
+    with torch.no_grad():
+        for cache in caches:
+            model.encode_prompt(text, cache)
+        for scale in (1.0, 3.0):
+            plain, guided = model.coarse_step(masked, caches[0]), model.coarse_step(masked, caches[1], scale)
+            torch.testing.assert_close(guided, guide(plain, scale), atol=1e-5, rtol=1e-5)
+        plain, guided = model.prefill_detail(coarse, caches[0]), model.prefill_detail(coarse, caches[1], 3.0)
+        torch.testing.assert_close(guided, guide(plain, 3.0), atol=1e-5, rtol=1e-5)
+
+
+def test_sampled_rows_follow_their_probabilities_and_never_take_impossible_tokens():
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    probs = probs[:, None].expand(2, 20_000, 5)
+    drawn = sample_rows(probs, [torch.Generator().manual_seed(s) for s in (0, 1)])
+    assert drawn.shape == (2, 20_000)
+    frequencies = torch.bincount(drawn[0], minlength=5).float() / 20_000
+    torch.testing.assert_close(frequencies, probs[0, 0], atol=0.015, rtol=0)
+    assert frequencies[1] == 0 and frequencies[4] == 0
+    assert (drawn[1] == 4).all()
+
+
+def test_a_sampled_row_depends_only_on_its_own_generator():
+    probs = torch.rand(3, 7, 11).softmax(-1)
+    alone = sample_rows(probs[1:2], [torch.Generator().manual_seed(5)])
+    batch = sample_rows(probs, [torch.Generator().manual_seed(s) for s in (9, 5, 2)])
+    assert torch.equal(batch[1:2], alone)
 
 
 def test_detail_only_pass_matches_the_training_forward():

@@ -21,6 +21,7 @@ from imgen.masks import (
     touched_tokens,
     working_image,
 )
+from imgen.seam import border_correction
 
 
 def _image(width: int = 40, height: int = 30, mode: str = "RGB") -> Image.Image:
@@ -252,10 +253,10 @@ def test_composite_changes_only_masked_pixels_and_feathers_inside():
     mask = _square_mask()
     generated = np.zeros((40, 40, 3), dtype=np.uint8)
     box = CropBox(left=0, top=-5, size=40)
-    out = np.asarray(composite(original, generated, box, mask, feather_weights(mask, 0)))
+    out = np.asarray(composite(original, generated, box, mask, feather_weights(mask, 0), seamless=False))
     assert np.array_equal(out[~mask], np.asarray(original)[~mask])
     assert (out[mask] == 0).all()
-    soft = np.asarray(composite(original, generated, box, mask, feather_weights(mask, 3)))
+    soft = np.asarray(composite(original, generated, box, mask, feather_weights(mask, 3), seamless=False))
     assert np.array_equal(soft[~mask], np.asarray(original)[~mask])
     assert (soft[15, 10] == 0).all() and not (soft[10, 5] == 0).all()
 
@@ -266,9 +267,44 @@ def test_composite_rgba_makes_regenerated_pixels_opaque():
     rgba[..., 3] = np.where(mask, 0, 90)
     original = Image.fromarray(rgba, "RGBA")
     generated = np.full((40, 40, 3), 7, dtype=np.uint8)
-    out = np.asarray(composite(original, generated, CropBox(0, -5, 40), mask, feather_weights(mask, 2)))
+    weights = feather_weights(mask, 2)
+    out = np.asarray(composite(original, generated, CropBox(0, -5, 40), mask, weights, seamless=False))
     assert np.array_equal(out[~mask], rgba[~mask])
     assert (out[mask][:, 3] == 255).all() and (out[mask][:, :3] == 7).all()  # nothing to blend under alpha 0
+    rgba[..., 3] = np.where(mask, 0, 0)  # fully transparent around it too: nothing to meet at the border
+    clear = Image.fromarray(rgba, "RGBA")
+    out = np.asarray(composite(clear, generated, CropBox(0, -5, 40), mask, weights, seamless=True))
+    assert (out[mask][:, :3] == 7).all()
+
+
+def test_seamless_composite_meets_the_kept_pixels_and_keeps_the_new_content():
+    original = np.full((64, 64, 3), 100, dtype=np.uint8)
+    original[:, :8] = 30  # some structure outside the mask, which must stay as it is
+    generated = np.full((64, 64, 3), 112, dtype=np.uint8)  # the tokenizer's colour error: +12
+    generated[28:36, 28:36] = 200  # the new object
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[16:48, 16:48] = True
+    image = Image.fromarray(original)
+    plain = composite(image, generated, CropBox(0, 0, 64), mask, feather_weights(mask, 0), seamless=False)
+    smooth = composite(image, generated, CropBox(0, 0, 64), mask, feather_weights(mask, 0), seamless=True)
+    out = np.asarray(smooth).astype(int)
+    assert np.array_equal(out[~mask], original[~mask])
+    assert seam_step(image, plain, mask)[0] == pytest.approx(12.0)
+    assert seam_step(image, smooth, mask)[0] < 0.5
+    assert out[32, 32, 0] - out[20, 32, 0] == pytest.approx(88, abs=1)  # the object's contrast survives
+
+
+def test_border_correction_fills_a_linear_difference_exactly():
+    # Linear fields are harmonic, so the fill of a ramp given on the border is the ramp itself,
+    # to within half an 8-bit colour level (what rounding to uint8 hides).
+    ys, xs = np.mgrid[0:70, 0:90].astype(np.float32)
+    ramp = (0.5 * xs - 0.25 * ys)[..., None].repeat(3, axis=2)
+    mask = np.zeros((70, 90), dtype=bool)
+    mask[5:60, 10:80] = True
+    given = np.where(mask[..., None], 0.0, ramp).astype(np.float32)
+    filled = border_correction(given, mask)
+    assert np.abs(filled - ramp).max() < 0.5
+    assert np.array_equal(filled[~mask], given[~mask])
 
 
 def test_seam_step_measures_the_border():
