@@ -24,7 +24,7 @@ import torch
 
 from benchmarks.common import write_result
 from imgen.api import Pipeline, load
-from imgen.sampler import SamplerConfig
+from imgen.sampler import SamplerConfig, detail_schedule
 from imgen.training import bf16_supported
 
 
@@ -41,26 +41,29 @@ def gemm_peak(size: int = 1536, repeats: int = 10) -> tuple[float, str]:
 
 
 def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
-    """FLOPs of the generator's forward passes for one image (matmuls + attention), guidance included."""
+    """FLOPs of the generator's forward passes for one image (matmuls + attention), as the sampler runs them.
+
+    The transformer body runs on the guidance-doubled batch; the heads run once
+    per image (guidance mixes hidden states before them). The prompt is encoded
+    once; coarse steps process the grid only, over the cached prompt; parallel
+    detail steps attend up to the last slot written in that step.
+    """
     g = pipe.generator.config
     d, layers = g.d_model, g.n_layers
     per_token = layers * (2 * 4 * d * d + 2 * 2 * int(g.mlp_ratio * d) * d)  # qkv+out, MLP
     T, C, D = g.text_len, g.coarse_len, g.detail_len
     rows = 2 if config.cfg != 1.0 else 1
-    if config.mode == "two-phase":
-        coarse_tokens, coarse_attention = config.coarse_steps * (T + C), config.coarse_steps * (T + C) ** 2
-        coarse_head = config.coarse_steps * C * d * g.coarse_vocab * 2
+    passes = config.coarse_steps if config.mode == "two-phase" else C
+    tokens = T + passes * C + (C + 1) + (D - 1)  # prompt, coarse passes, detail prefill, detail steps
+    pairs = T * T + passes * C * (T + C) + (C + 1) * (T + C + 1)  # (query, key) pairs of attention
+    if config.mode == "two-phase" and 0 < config.detail_window < g.detail_grid:
+        for positions in detail_schedule(g.detail_grid, config.detail_window)[1:]:
+            pairs += len(positions) * (T + C + max(positions) + 1)
     else:
-        coarse_tokens, coarse_attention = C * (T + C), C * (T + C) ** 2
-        coarse_head = C * C * d * g.coarse_vocab * 2
-    detail_tokens = T + C + D
-    if 0 < config.detail_window < g.detail_grid:  # parallel rows attend over the whole cache
-        detail_attention = (T + C) ** 2 + D * (T + C + D)
-    else:
-        detail_attention = (T + C) ** 2 + sum(T + C + j for j in range(D))
-    detail_head = D * d * g.detail_vocab * 2
-    attention = 4 * d * layers * (coarse_attention + detail_attention)
-    return rows * (per_token * (coarse_tokens + detail_tokens) + attention + coarse_head + detail_head)
+        pairs += sum(T + C + 1 + j for j in range(1, D))
+    body = rows * (per_token * tokens + 4 * d * layers * pairs)  # QK^T and AV: 2 * 2 * d per pair and layer
+    heads = 2 * d * (passes * C * g.coarse_vocab + D * g.detail_vocab)
+    return body + heads
 
 
 def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> float:
