@@ -7,11 +7,13 @@ rest re-masked, following a cosine schedule (MaskGIT). Phase 2 (detail): the
 a callback fires after every row so a terminal can draw the image filling in.
 
 Classifier-free guidance doubles the batch (prompt rows, then empty-prompt rows)
-and mixes the logits. The prompt attends only to itself, so its keys and values
-are computed once (`prompt_cache`) and shared by every coarse step, the detail
-prefill and, for the baseline, every raster step. Every image owns a `torch.Generator` seeded with its own
-seed, and all randomness of image i is drawn from generator i, so an image does
-not depend on the batch it was made in.
+and mixes the final hidden states, which gives exactly the guided logits with
+one run of the output head (see `Generator._guided`). The prompt attends only
+to itself, so its keys and values are computed once (`prompt_cache`) and shared
+by every coarse step, the detail prefill and, for the baseline, every raster
+step. Every image owns a `torch.Generator` seeded with its own seed, and all
+randomness of image i is drawn from generator i, so an image does not depend on
+the batch it was made in.
 
 With `detail_window` w > 0 the detail phase decodes rows in parallel, as in
 ZipAR: row r+1 starts once row r has w tokens, so each step writes one token
