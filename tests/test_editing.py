@@ -80,8 +80,8 @@ def _random_case(seed: int) -> tuple[Image.Image, Image.Image | np.ndarray | Non
 def test_unmasked_pixels_are_byte_identical(pipe, seed):
     image, mask, expected = _random_case(seed)
     rng = np.random.default_rng(1000 + seed)
-    grow, feather = int(rng.integers(0, 12)), int(rng.integers(0, 6))
-    result = edit(pipe, image, mask, PROMPT, grow=grow, feather=feather, seed=seed)
+    grow, feather, seamless = int(rng.integers(0, 12)), int(rng.integers(0, 6)), bool(rng.integers(0, 2))
+    result = edit(pipe, image, mask, PROMPT, grow=grow, feather=feather, seamless=seamless, seed=seed)
     assert np.array_equal(result.mask, expected)
     before, after = np.asarray(image), np.asarray(result.image)
     assert after.shape == before.shape and result.image.mode == image.mode
