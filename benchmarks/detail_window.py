@@ -1,6 +1,6 @@
 """What parallel detail rows cost in quality, measured by the generator itself.
 
-    python -m benchmarks.detail_window [--model default] [--windows 0,2,4,8] [--prompts 64]
+    python -m benchmarks.detail_window [--model default] [--windows 0,2,4,8] [--prompts 57]
 
 With `--detail-window W` a detail token no longer sees the end of the row
 above it. Whether that matters is a question of quality, but the judge cannot
@@ -8,8 +8,10 @@ tell the windows apart while the bundled model passes almost nothing. This
 uses a finer signal: the detail tokens each window produces are scored by the
 same generator with the full sequential context (the training pass, teacher
 forcing), as the mean negative log-likelihood per token given the prompt and
-the coarse grid. Tokens drawn without the context the model was trained with
-are less likely under it; W = 0 (one row at a time) is the reference. Every
+the coarse grid (the prompt-conditioned model, without guidance, although the
+tokens were drawn with the default guidance). Tokens drawn without the context
+the model was trained with are less likely under it; the first window listed
+(by default W = 0, one row at a time) is the reference. Every
 window starts from the same coarse grids and seeds, so the differences are
 paired per image.
 """
@@ -43,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--windows", default="0,2,4,8")
-    parser.add_argument("--prompts", type=int, default=64, help="quick-suite prompts (one image each; all of them: 57)")
+    parser.add_argument("--prompts", type=int, default=57, help="quick-suite prompts, one image each (57: all)")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]

@@ -52,7 +52,7 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     d, layers = g.d_model, g.n_layers
     per_token = layers * (2 * 4 * d * d + 2 * 2 * int(g.mlp_ratio * d) * d)  # qkv+out, MLP
     T, C, D = g.text_len, g.coarse_len, g.detail_len
-    rows = 2 if config.cfg != 1.0 else 1
+    rows = 2  # the sampler always runs prompt and empty-prompt rows (cfg 1 keeps the first half)
     passes = config.coarse_steps if config.mode == "two-phase" else C
     tokens = T + passes * C + (C + 1) + (D - 1)  # prompt, coarse passes, detail prefill, detail steps
     pairs = T * T + passes * C * (T + C) + (C + 1) * (T + C + 1)  # (query, key) pairs of attention

@@ -121,7 +121,7 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         B, S, C = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
-        if cache is not None and cache.write_at is not None:  # scattered slots; `mask` spans the whole cache
+        if cache is not None and cache.write_at is not None:  # scattered slots; `mask` spans slots [0, read_to)
             cache.keys[layer, :, :, cache.write_at] = k
             cache.values[layer, :, :, cache.write_at] = v
             k, v = cache.keys[layer, :, :, : cache.read_to], cache.values[layer, :, :, : cache.read_to]
@@ -290,7 +290,7 @@ class Generator(nn.Module):
         h = self._run(x, self.detail_mask)
         return self.detail_head(h[:, c.text_len + c.coarse_len :])
 
-    # --- sampling steps (used by imgen.sampling) ----------------------------------------
+    # --- sampling steps (used by imgen.sampler) -----------------------------------------
     #
     # Each step takes `guidance`: None for plain logits, or a classifier-free
     # guidance scale when the batch is [prompt rows; empty-prompt rows]. The

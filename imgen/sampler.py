@@ -23,10 +23,10 @@ the w tokens above-right of it and everything earlier, which is most of what
 an image token depends on. The one input the model was trained to see and
 cannot have here, the last token of the previous row that a row's first slot
 takes as input, is replaced by BOS. Whether this costs quality is measured,
-not assumed (`python -m benchmarks.sample`, `imgen eval --detail-window`).
+not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`).
 
-`raster_tokens` is the plain baseline: every token one at a time (coarse cells
-in raster order, then detail), the reference the speed benchmarks compare with.
+`mode="raster"` is the plain baseline: every token one at a time (coarse cells
+in raster order, `raster_coarse`, then detail one by one), the reference the speed benchmarks compare with.
 Fixed tokens (`coarse_fixed`, `detail_fixed`, with -1 meaning free) implement
 editing: they are forced and never resampled.
 """

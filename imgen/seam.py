@@ -52,7 +52,7 @@ def _solve(field: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     """Harmonic fill of `field` where `unknown`, keeping the other values; coarse level first."""
     h, w = unknown.shape
     sweeps = SWEEPS_PER_LEVEL
-    if min(h, w) > COARSEST:
+    if max(h, w) > COARSEST:  # halve until the whole level is small, thin strips too
         coarse_field, coarse_unknown = _downsample(field, unknown)
         solved = _solve(coarse_field, coarse_unknown)
         start = np.repeat(np.repeat(solved, 2, axis=0), 2, axis=1)[:h, :w]

@@ -87,6 +87,13 @@ def test_sampled_rows_follow_their_probabilities_and_never_take_impossible_token
     assert (drawn[1] == 4).all()
 
 
+def test_uniforms_at_either_end_still_land_on_possible_tokens(monkeypatch):
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]])
+    for uniform, expected in ((0.0, 1), (1.0 - 2**-24, 3)):  # the smallest and largest value torch.rand gives
+        monkeypatch.setattr(torch, "rand", lambda n, generator=None, u=uniform: torch.full((n,), u))
+        assert sample_rows(probs, [torch.Generator()]).item() == expected
+
+
 def test_a_sampled_row_depends_only_on_its_own_generator():
     probs = torch.rand(3, 7, 11).softmax(-1)
     alone = sample_rows(probs[1:2], [torch.Generator().manual_seed(5)])
