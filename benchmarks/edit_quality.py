@@ -1,6 +1,6 @@
 """Do edits and restyles do what the prompt says? Judged from pixels, on world scenes of test seeds.
 
-    python -m benchmarks.edit_quality [--model default] [--scenes 100] [--check]
+    python -m benchmarks.edit_quality [--model default] [--scenes 100] [--check] [--feather PX] [--no-seamless]
 
 Edits: each scene has two objects in different regions of the 3x3 grid. The
 mask covers the first object's box (grown by 4 px); the prompt asks for a
@@ -20,6 +20,10 @@ the same scene in another style. The judge counts the reference's objects it
 finds again in their regions, and whether the asked style explains the
 objects best (its style check).
 
+`--feather` and `--no-seamless` set the compositing (defaults: those of
+`imgen edit`); any other setting writes its own result file, so the plain paste
+(`--feather 0 --no-seamless`) can be compared with the default.
+
 `--check` runs the same scoring on ground-truth renders of the targets instead
 of the model's outputs: every figure must then be at its best (1.0), which
 shows that the scoring, not the model, sets the ceiling.
@@ -37,7 +41,7 @@ from PIL import Image
 
 from benchmarks.common import write_result
 from imgen.api import load
-from imgen.editing import edit, restyle
+from imgen.editing import DEFAULT_FEATHER, edit, restyle
 from imgen.eval.judge import judge
 from imgen.masks import grow_mask, seam_step
 from imgen.world import vocab
@@ -106,6 +110,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strength", type=float, default=0.5, help="restyle strength")
     parser.add_argument("--check", action="store_true", help="score ground-truth renders instead of the model")
+    parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER, help="edit's blend depth inside the mask, px")
+    parser.add_argument("--no-seamless", dest="seamless", action="store_false", help="paste without border matching")
     args = parser.parse_args()
     pipe = None if args.check else load(args.model)
     start = time.perf_counter()
@@ -117,7 +123,9 @@ def main() -> None:
             truth, _ = _draw(target, index)
             result = Image.fromarray(np.where(mask[..., None], np.asarray(truth), np.asarray(image)))
         else:
-            result = edit(pipe, image, Image.fromarray(mask.astype(np.uint8) * 255), prompt, seed=index).image
+            mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
+            edited = edit(pipe, image, mask_image, prompt, feather=args.feather, seamless=args.seamless, seed=index)
+            result = edited.image
         before, after = np.asarray(image.convert("RGB")), np.asarray(result.convert("RGB"))
         outside_changed = int((before != after).any(-1)[~mask].sum())
         changed_outside += outside_changed
@@ -151,9 +159,14 @@ def main() -> None:
         "restyle_objects_kept": round(found_objects / kept_objects, 3),
         "restyle_style_recognised": round(sum(styled) / args.scenes, 3),
         "restyle_strength": args.strength,
+        "feather": args.feather,
+        "seamless": args.seamless,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    path = write_result("edit_quality_check" if args.check else "edit_quality", result)
+    name = "edit_quality_check" if args.check else "edit_quality"
+    if not args.check and (args.feather, args.seamless) != (DEFAULT_FEATHER, True):
+        name += f"_feather{args.feather}_{'seamless' if args.seamless else 'plain'}"
+    path = write_result(name, result)
     print(
         f"edits: requested {result['edit_requested_found']:.2f}, intact {result['edit_unmasked_intact']:.2f}, "
         f"seam {result['seam_border_step']} vs {result['seam_interior_step']}; restyle: objects kept "

@@ -47,6 +47,8 @@ ImageLike = Image.Image | str | os.PathLike
 
 WHOLE_IMAGE_WARNING = "the mask covers the whole image: nothing is kept, this is a new image from the prompt"
 
+DEFAULT_FEATHER = 3  # px; with seamless compositing this takes the border step below the image's own
+
 
 @dataclass
 class EditResult:
@@ -110,7 +112,7 @@ def edit(
     prompt: str,
     *,
     grow: int = 0,
-    feather: int = 3,
+    feather: int = DEFAULT_FEATHER,
     seamless: bool = True,
     context: float = 0.5,
     resize_mask: bool = False,

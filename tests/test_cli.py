@@ -95,3 +95,15 @@ def test_the_bundled_checkpoint_generates_offline(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "x.png") as image:
         assert image.size == (128, 128)
+
+
+def test_the_edit_command_blends_as_the_library_does_by_default():
+    import inspect
+
+    from imgen.cli import edit_command
+    from imgen.editing import DEFAULT_FEATHER, edit
+
+    command = inspect.signature(edit_command).parameters
+    library = inspect.signature(edit).parameters
+    assert command["feather"].default == library["feather"].default == DEFAULT_FEATHER
+    assert command["seamless"].default is library["seamless"].default is True
