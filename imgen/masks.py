@@ -360,12 +360,13 @@ def composite(
     new = generated[y0 - box.top : y1 - box.top, x0 - box.left : x1 - box.left].astype(np.float32)
     region = out[y0:y1, x0:x1]
     inside = mask[y0:y1, x0:x1]
+    opacity = region[..., 3:].astype(np.float32) / 255.0 if out.shape[2] == 4 else None
     if seamless:  # weighted by opacity: a transparent neighbour has no colour to meet
-        opacity = region[..., 3:].astype(np.float32) / 255.0 if out.shape[2] == 4 else 1.0
-        new = new + border_correction((region[..., :3].astype(np.float32) - new) * opacity, inside)
+        difference = region[..., :3].astype(np.float32) - new
+        new = new + border_correction(difference if opacity is None else difference * opacity, inside)
     weight = weights[y0:y1, x0:x1, None].astype(np.float32)
-    if out.shape[2] == 4:
-        weight = 1 - (1 - weight) * (region[..., 3:].astype(np.float32) / 255.0)
+    if opacity is not None:
+        weight = 1 - (1 - weight) * opacity
         blended_rgb = np.round(weight * new + (1 - weight) * region[..., :3]).clip(0, 255).astype(np.uint8)
         blended = np.concatenate([blended_rgb, np.full_like(region[..., 3:], 255)], axis=-1)
     else:

@@ -26,7 +26,8 @@ takes as input, is replaced by BOS. Whether this costs quality is measured,
 not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`).
 
 `mode="raster"` is the plain baseline: every token one at a time (coarse cells
-in raster order, `raster_coarse`, then detail one by one), the reference the speed benchmarks compare with.
+in raster order, `raster_coarse`, then detail one by one), the reference the
+speed benchmarks compare with.
 Fixed tokens (`coarse_fixed`, `detail_fixed`, with -1 meaning free) implement
 editing: they are forced and never resampled.
 """
