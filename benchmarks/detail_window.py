@@ -46,12 +46,13 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--windows", default="0,2,4,8")
     parser.add_argument("--prompts", type=int, default=57, help="quick-suite prompts, one image each (57: all)")
+    parser.add_argument("--images-per-prompt", type=int, default=1, help="more images give a smaller standard error")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
     pipe = load(args.model)
     model, base = pipe.generator, SamplerConfig()
-    prompts = [p.prompt for p in suite("quick")][: args.prompts]
+    prompts = [p.prompt for p in suite("quick")][: args.prompts] * args.images_per_prompt
     start = time.perf_counter()
     scores: dict[int, list[float]] = {w: [] for w in windows}
     for first in range(0, len(prompts), args.batch_size):

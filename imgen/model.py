@@ -373,14 +373,18 @@ class Generator(nn.Module):
 
         `previous[:, i]` is the input token of detail position `positions[i]`
         (the token before it, or BOS where that one is not known yet), and
-        `allowed` (n, capacity) says which cache slots each of them may attend
-        to. Keys and values go to the positions' own slots, so later steps see them.
+        `allowed` (n, S) says which of the first S cache slots each of them may
+        attend to (S covers every slot written so far, at least up to the last
+        of `positions`). Keys and values go to the positions' own slots, so
+        later steps see them.
         """
         x = self.embed_detail(previous, cache.extra["coarse_ids"], positions)
         cache.write_at = self.config.text_len + self.config.coarse_len + positions
-        cache.read_to = int(cache.write_at.max()) + 1  # no slot after the last one written can be allowed
+        cache.read_to = allowed.shape[1]
+        # one additive mask for every layer (a boolean one is converted again in each)
+        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
         try:
-            h = self._run(x, allowed[:, : cache.read_to], cache)
+            h = self._run(x, mask, cache)
         finally:
             cache.write_at = None
         return self._guided(self.detail_head, h, guidance)

@@ -67,7 +67,9 @@ def make_generators(seeds: list[int]) -> list[torch.Generator]:
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Temperature, top-k and nucleus filtering of (B, V) logits, in fp32."""
-    logits = logits.float() / max(temperature, 1e-5)
+    logits = logits.float()
+    if temperature != 1.0:  # dividing by 1 changes nothing; skipping it saves a pass over the vocabulary
+        logits = logits / max(temperature, 1e-5)
     if top_k > 0 and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -86,14 +88,16 @@ def sample_rows(probs: torch.Tensor, generators: list[torch.Generator]) -> torch
     one batched search. (`torch.multinomial` draws an exponential for every
     entry of the vocabulary, which cost more than the model's step here.) A
     token of probability 0 is never chosen: the search takes the first entry
-    whose cumulative sum exceeds the uniform, capped at the last one that grows.
+    whose cumulative sum exceeds the target, and the target stays strictly below
+    the total (a uniform close to 1 can round up to it), so that entry exists
+    and added probability to the sum.
     """
     B, V = probs.shape[0], probs.shape[-1]
     cumulative = probs.reshape(B, -1, V).float().cumsum(-1)  # (B, N, V)
+    total = cumulative[..., -1:]  # (B, N, 1)
     uniform = torch.stack([torch.rand(cumulative.shape[1], generator=generators[b]) for b in range(B)])
-    target = (uniform * cumulative[..., -1])[..., None]  # (B, N, 1), below each row's total
+    target = torch.minimum(uniform[..., None] * total, torch.nextafter(total, torch.zeros_like(total)))
     drawn = torch.searchsorted(cumulative, target, right=True)[..., 0]
-    drawn = torch.minimum(drawn, cumulative.argmax(-1))  # the first index reaching the total
     return drawn.reshape(probs.shape[:-1])
 
 
@@ -224,6 +228,37 @@ def detail_schedule(grid: int, window: int) -> list[list[int]]:
     return steps
 
 
+@dataclass
+class WindowStep:
+    """What one parallel detail step writes and may read; depends only on the grid and the window."""
+
+    positions: torch.Tensor  # (n,) detail positions written in this step
+    inputs: torch.Tensor  # (n,) the position whose token is each one's input (the one before it)
+    input_known: torch.Tensor  # (n,) bool: that token is written before this step (else BOS stands in)
+    allowed: torch.Tensor  # (n, read_to) bool: cache slots each position may attend to
+
+
+def window_plan(model: Generator, window: int) -> list[WindowStep]:
+    """The steps of `detail_schedule` with their inputs and attention masks, made once per batch, not per step."""
+    c = model.config
+    D, grid = c.detail_len, c.detail_grid
+    schedule = detail_schedule(grid, window)
+    step_of = torch.empty(D, dtype=torch.long)
+    for step, positions in enumerate(schedule):
+        step_of[positions] = step
+    slot_position = torch.arange(model.sequence_capacity()) - (c.text_len + c.coarse_len)  # <0: prompt/coarse
+    prefix_slot = slot_position < 0
+    slot_step = torch.where(prefix_slot, -1, step_of[slot_position.clamp(0, D - 1)])  # when each slot is written
+    plan = []
+    for step, positions in enumerate(schedule):
+        where = torch.tensor(positions)
+        before = (where - 1).clamp_min(0)
+        allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
+        read_to = c.text_len + c.coarse_len + int(where.max()) + 1  # no later slot is allowed
+        plan.append(WindowStep(where, before, step_of[before] < step, allowed[:, :read_to]))
+    return plan
+
+
 @torch.inference_mode()
 def parallel_detail_phase(
     model: Generator,
@@ -239,30 +274,21 @@ def parallel_detail_phase(
     """Write the detail grid with several rows in flight (`detail_schedule`). Returns (B, D)."""
     c = model.config
     B, D, grid = text_ids.shape[0], c.detail_len, c.detail_grid
-    schedule = detail_schedule(grid, config.detail_window)
-    step_of = torch.empty(D, dtype=torch.long)
-    for step, positions in enumerate(schedule):
-        step_of[positions] = step
-    slot_position = torch.arange(model.sequence_capacity()) - (c.text_len + c.coarse_len)  # <0: prompt/coarse
-    prefix_slot = slot_position < 0
-    slot_step = torch.where(prefix_slot, -1, step_of[slot_position.clamp(0, D - 1)])  # when each slot is written
     cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.cfg)
     logits = logits[:, None]
     detail = torch.full((B, D), -1, dtype=torch.long)
-    for step, positions in enumerate(schedule):
-        where = torch.tensor(positions)
-        if step > 0:
-            before = (where - 1).clamp_min(0)
-            known = step_of[before] < step
-            previous = torch.where(known, detail[:, before], torch.full_like(detail[:, before], c.bos_id))
-            allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
-            logits = model.decode_slots(torch.cat([previous, previous]), where, cache, allowed, config.cfg)
+    for index, step in enumerate(window_plan(model, config.detail_window)):
+        if index > 0:
+            previous = torch.where(step.input_known, detail[:, step.inputs], c.bos_id)
+            doubled = torch.cat([previous, previous])
+            logits = model.decode_slots(doubled, step.positions, cache, step.allowed, config.cfg)
         tokens = _choose(logits, config, generators)  # (B, n)
         if detail_fixed is not None:
-            tokens = torch.where(detail_fixed[:, where] >= 0, detail_fixed[:, where], tokens)
-        detail[:, where] = tokens
+            fixed = detail_fixed[:, step.positions]
+            tokens = torch.where(fixed >= 0, fixed, tokens)
+        detail[:, step.positions] = tokens
         if callback is not None:
-            for position in positions:
+            for position in step.positions.tolist():
                 if (position + 1) % grid == 0:
                     callback("detail", (position + 1) // grid, grid, coarse_ids, detail)
     return detail

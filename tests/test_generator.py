@@ -221,3 +221,23 @@ def test_the_raster_baseline_writes_one_detail_token_per_step_whatever_the_windo
     model.decode_one = lambda *args: calls.append(1) or original(*args)
     sample_tokens(model, text, null, SamplerConfig(mode="raster", detail_window=4), [0])
     assert len(calls) == 255
+
+
+def test_a_parallel_step_attends_to_the_prefix_and_to_written_earlier_slots_only():
+    from imgen.sampler import detail_schedule, window_plan
+
+    model = _model()
+    c = model.config
+    prefix = c.text_len + c.coarse_len
+    schedule = detail_schedule(c.detail_grid, 2)
+    step_of = {p: s for s, step in enumerate(schedule) for p in step}
+    plan = window_plan(model, 2)
+    assert [step.positions.tolist() for step in plan] == schedule
+    for index, step in enumerate(plan):
+        for row, position in enumerate(step.positions.tolist()):
+            allowed = step.allowed[row]
+            assert allowed[:prefix].all()
+            seen = {slot - prefix for slot in allowed.nonzero().flatten().tolist() if slot >= prefix}
+            expected = {p for p in range(position + 1) if step_of[p] <= index}
+            assert seen == expected
+            assert bool(step.input_known[row]) == (position > 0 and step_of[position - 1] < index)
