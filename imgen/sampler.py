@@ -17,13 +17,15 @@ the batch it was made in.
 
 With `detail_window` w > 0 the detail phase decodes rows in parallel, as in
 ZipAR: row r+1 starts once row r has w tokens, so each step writes one token
-in every active row and the 256 sequential steps become 15 w + 16 (w = 4: 76).
+in every active row and the 256 sequential steps become 15 w + 16 (w = 2: 46).
 A token then no longer sees the end of the row above (not written yet), only
 the w tokens above-right of it and everything earlier, which is most of what
 an image token depends on. The one input the model was trained to see and
 cannot have here, the last token of the previous row that a row's first slot
 takes as input, is replaced by BOS. Whether this costs quality is measured,
-not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`).
+not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`):
+the default w = 2 (46 steps, against 76 at w = 4) costs the generator's own
+likelihood of its tokens a little more than w = 4; the README gives both figures.
 
 `mode="raster"` is the plain baseline: every token one at a time (coarse cells
 in raster order, `raster_coarse`, then detail one by one), the reference the
@@ -57,7 +59,7 @@ class SamplerConfig:
     top_p: float = 1.0
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
-    detail_window: int = 4  # >0: a detail row starts once the row above is this many tokens ahead (see below)
+    detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
