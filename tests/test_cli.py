@@ -107,3 +107,20 @@ def test_the_edit_command_blends_as_the_library_does_by_default():
     library = inspect.signature(edit).parameters
     assert command["feather"].default == library["feather"].default == DEFAULT_FEATHER
     assert command["seamless"].default is library["seamless"].default is True
+
+
+def test_the_generate_help_states_the_sampler_defaults():
+    import inspect
+    import re
+
+    from imgen.cli import generate
+    from imgen.sampler import SamplerConfig
+
+    stated = {}
+    for name, parameter in inspect.signature(generate, eval_str=True).parameters.items():
+        for option in getattr(parameter.annotation, "__metadata__", ()):
+            found = re.search(r"\[default: (\d+)\]", getattr(option, "help", None) or "")
+            if found:
+                stated[name] = int(found.group(1))
+    defaults = SamplerConfig()
+    assert stated == {"coarse_steps": defaults.coarse_steps, "detail_window": defaults.detail_window}
