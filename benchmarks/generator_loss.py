@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import write_result
+from benchmarks.detail_window import detail_nll
 from imgen.api import Pipeline, load
 from imgen.generator_train import draw_coarse_mask
 from imgen.world.dataset import WorldExamples
@@ -44,9 +45,7 @@ def scene_losses(pipe: Pipeline, images: torch.Tensor, captions: list[str], mask
     coarse_logits = model.coarse_logits(text, coarse.masked_fill(masked, model.config.mask_id)).float()
     coarse_ce = F.cross_entropy(coarse_logits.transpose(1, 2), coarse, reduction="none")  # (B, C)
     coarse_nll = (coarse_ce * masked).sum(-1) / masked.sum(-1)
-    detail_logits = model.detail_forward(text, coarse, detail).float()
-    detail_nll = F.cross_entropy(detail_logits.transpose(1, 2), detail, reduction="none").mean(-1)
-    return list(zip(coarse_nll.tolist(), detail_nll.tolist(), strict=True))
+    return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail), strict=True))
 
 
 def main() -> None:
@@ -61,7 +60,7 @@ def main() -> None:
     models = args.model or ["default"]
     start = time.perf_counter()
     source = WorldExamples(args.seed, 128, split="heldout")
-    pipes = [load(None if name == "default" else name) for name in models]
+    pipes = [load(name) for name in models]
     masks = torch.Generator().manual_seed(args.seed)
     losses: list[list[tuple]] = [[] for _ in models]
     for first in range(0, args.scenes, args.batch_size):
