@@ -58,7 +58,7 @@ def main() -> None:
     for first in range(0, len(prompts), args.batch_size):
         batch = prompts[first : first + args.batch_size]
         seeds = list(range(first, first + len(batch)))
-        text, null = pipe._text_ids(batch)
+        text, null = pipe.text_ids(batch)
         with torch.inference_mode():
             coarse = coarse_phase(model, text, null, base, make_generators(seeds))
             for window in windows:

@@ -83,7 +83,8 @@ class Pipeline:
     def unknown_words(self, prompt: str) -> list[str]:
         return self.prompts.unknown_words(prompt)
 
-    def _text_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def text_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt ids (B, T) and the empty prompt's ids (1, T), the unguided half of guidance."""
         text = torch.tensor([self.prompts.encode(p) for p in prompts], dtype=torch.long)
         null = torch.tensor([self.prompts.encode("")], dtype=torch.long)
         return text, null
@@ -115,7 +116,7 @@ class Pipeline:
             if not prompt.strip():
                 raise ValueError("the prompt is empty")
         seeds = seeds if seeds is not None else [seed + i for i in range(len(prompts))]
-        text, null = self._text_ids(prompts)
+        text, null = self.text_ids(prompts)
         progress = None
         if callback is not None:
 

@@ -439,6 +439,13 @@ def eval_command(
     reconstruct: Annotated[
         bool, typer.Option(help="Judge tokenizer reconstructions of ground truth instead (the ceiling).")
     ] = False,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="What to judge: generator; given-coarse (ground-truth coarse grid, generated detail); "
+            "coarse-preview (ground-truth coarse grid alone); reconstruction (same as --reconstruct)."
+        ),
+    ] = "generator",
     check_judge: Annotated[
         bool, typer.Option(help="Score the judge itself: ground truth must pass, near misses fail.")
     ] = False,
@@ -463,6 +470,8 @@ def eval_command(
 
       imgen eval --reconstruct            # what the tokenizer alone lets through
 
+      imgen eval --source given-coarse    # the detail phase alone, on true coarse grids
+
       imgen eval --check-judge            # the judge on ground truth and near misses
     """
     import json
@@ -473,6 +482,13 @@ def eval_command(
         fail(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     if sampler not in ("two-phase", "raster"):
         fail(f"unknown sampler {sampler!r}; choose two-phase or raster")
+    from imgen.eval.evaluate import SOURCES
+
+    if source not in SOURCES:
+        fail(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    if reconstruct and source not in ("generator", "reconstruction"):
+        fail(f"--reconstruct and --source {source} ask for different images; give one of them")
+    source = "reconstruction" if reconstruct else source
     if check_judge:
         from imgen.eval.judge import check_judge as run_check
 
@@ -500,10 +516,15 @@ def eval_command(
     config = SamplerConfig(cfg=cfg, temperature=temperature, top_k=top_k, mode=sampler)
     if detail_window is not None:
         config.detail_window = detail_window
-    report = evaluate(pipe, suite, images_per_prompt, out, reconstruct, config, batch_size, progress)
+    report = evaluate(pipe, suite, images_per_prompt, out, False, config, batch_size, progress, source)
     if sys.stderr.isatty():
         typer.echo("", err=True)
-    what = "tokenizer reconstructions" if reconstruct else "generator"
+    what = {
+        "generator": "generator",
+        "given-coarse": "detail phase on ground-truth coarse grids",
+        "coarse-preview": "ground-truth coarse grids alone",
+        "reconstruction": "tokenizer reconstructions",
+    }[source]
     typer.echo(f"{suite} suite v{report.suite_version}, {what}, checkpoint {pipe.name} ({pipe.sha256[:10]})")
     for name, accuracy in report.categories.items():
         shown = "not measured" if accuracy is None else f"{accuracy:.3f}"

@@ -178,7 +178,7 @@ def edit(
     def finish(generated: Image.Image) -> Image.Image:
         return composite(work, resize_rgb(np.asarray(generated), box.size), box, regenerate, weights, seamless)
 
-    text, null = pipe._text_ids([prompt] * batch)
+    text, null = pipe.text_ids([prompt] * batch)
     coarse, detail = sample_tokens(
         pipe.generator,
         text,
@@ -211,7 +211,7 @@ def reference_confidence(pipe: Pipeline, prompt: str, coarse: torch.Tensor, cfg:
     grids = coarse.reshape(1, -1).repeat(4, 1)
     hidden = phase[None, :] == torch.arange(4)[:, None]  # (4, C)
     grids[hidden] = g.mask_id
-    text, null = pipe._text_ids([prompt] * 4)
+    text, null = pipe.text_ids([prompt] * 4)
     texts = torch.cat([text, null.expand_as(text)])
     logits = guide(pipe.generator.coarse_logits(texts, torch.cat([grids, grids])), cfg)  # (4, C, V)
     reference = coarse.reshape(1, -1, 1).expand(4, -1, 1)
@@ -277,7 +277,7 @@ def restyle(
         out = generated.crop((left, top, left + width, top + height))
         return out.resize(original_size, Image.Resampling.LANCZOS) if keep_size else out
 
-    text, null = pipe._text_ids([prompt] * len(seeds))
+    text, null = pipe.text_ids([prompt] * len(seeds))
     coarse, detail = sample_tokens(
         pipe.generator,
         text,

@@ -349,7 +349,32 @@ def sample_tokens(
         coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache)
     else:
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache)
-    parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
-    phase = parallel_detail_phase if parallel else detail_phase  # the raster baseline writes one token per step
+    phase = detail_phase_of(model, config)
     detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
     return coarse, detail
+
+
+def detail_phase_of(model: Generator, config: SamplerConfig) -> Callable[..., torch.Tensor]:
+    """The detail phase `config` asks for: rows in parallel, or (raster baseline, window 0) one token per step."""
+    parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
+    return parallel_detail_phase if parallel else detail_phase
+
+
+@torch.inference_mode()
+def sample_detail(
+    model: Generator,
+    text_ids: torch.Tensor,
+    null_ids: torch.Tensor,
+    coarse_ids: torch.Tensor,  # (B, C), all known
+    config: SamplerConfig,
+    seeds: list[int],
+) -> torch.Tensor:
+    """Phase 2 alone, on a given coarse grid (B, C); image b uses seed `seeds[b]`. Returns (B, D).
+
+    Given the ground-truth coarse grid, this measures what the detail phase
+    adds or loses on its own (`imgen eval --source given-coarse`).
+    """
+    if config.mode not in ("two-phase", "raster"):
+        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
+    phase = detail_phase_of(model, config)
+    return phase(model, text_ids, null_ids, coarse_ids, config, make_generators(seeds))

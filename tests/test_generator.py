@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 
 from imgen.model import Generator, GPTConfig, KVCache
-from imgen.sampler import SamplerConfig, coarse_schedule, filter_logits, guide, sample_rows, sample_tokens
+from imgen.sampler import (
+    SamplerConfig,
+    coarse_schedule,
+    filter_logits,
+    guide,
+    sample_detail,
+    sample_rows,
+    sample_tokens,
+)
 
 CONFIG = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40, text_len=6, d_model=32, n_layers=2, n_heads=4)
 
@@ -162,6 +170,20 @@ def test_fixed_tokens_are_kept():
     null = torch.zeros(1, 6, dtype=torch.long)
     c, d = sample_tokens(model, text, null, SamplerConfig(), [3], coarse_fixed, detail_fixed)
     assert torch.equal(c[:, :20], coarse[:, :20]) and torch.equal(d[:, 50:], detail[:, 50:])
+
+
+def test_the_detail_phase_alone_is_the_detail_of_a_fully_given_coarse_grid():
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    config = SamplerConfig()
+    both_c, both_d = sample_tokens(model, text, null, config, [4, 5], coarse_fixed=coarse)
+    alone = sample_detail(model, text, null, coarse, config, [4, 5])
+    assert torch.equal(both_c, coarse) and torch.equal(alone, both_d)
+    other_seeds = sample_detail(model, text, null, coarse, config, [6, 7])
+    assert not torch.equal(other_seeds, alone)
+    raster = sample_detail(model, text, null, coarse, SamplerConfig(mode="raster"), [4, 5])
+    assert raster.shape == alone.shape and ((raster >= 0) & (raster < CONFIG.detail_vocab)).all()
 
 
 def test_raster_baseline_fills_every_cell():

@@ -1,0 +1,62 @@
+"""The image sources `imgen eval` judges: where prompt following is lost, phase by phase."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imgen.eval.evaluate import SOURCES, evaluate, ground_truth_tokens, image_source
+from imgen.eval.prompts import EvalPrompt
+from imgen.sampler import SamplerConfig
+from imgen.world.captions import caption
+from imgen.world.sampling import random_spec
+from tests.test_cli import run
+from tests.tiny_checkpoint import tiny_pipeline
+
+PROMPTS = ["a red circle", "two blue stars in the top left"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    rng = random.Random(0)
+    return tiny_pipeline([caption(random_spec(rng), rng) for _ in range(200)] + PROMPTS, text_len=24)
+
+
+def _pixels(images) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.asarray(image) for image in images]))
+
+
+def test_every_source_gives_one_image_per_request_and_repeats_itself(pipe):
+    for source in SOURCES:
+        generate = image_source(pipe, source, SamplerConfig(coarse_steps=2))
+        first = generate(PROMPTS, [0, 1])
+        assert [image.size for image in first] == [(pipe.image_size, pipe.image_size)] * 2, source
+        assert torch.equal(_pixels(first), _pixels(generate(PROMPTS, [0, 1]))), source
+
+
+def test_the_ground_truth_sources_differ_only_in_what_they_keep(pipe):
+    coarse, detail = ground_truth_tokens(pipe, PROMPTS, [0, 1])
+    sampler = SamplerConfig(coarse_steps=2)
+    preview = image_source(pipe, "coarse-preview", sampler)(PROMPTS, [0, 1])
+    rebuilt = image_source(pipe, "reconstruction", sampler)(PROMPTS, [0, 1])
+    given = image_source(pipe, "given-coarse", sampler)(PROMPTS, [0, 1])
+    assert torch.equal(_pixels(preview), _pixels(pipe.decode(coarse, None)))
+    assert torch.equal(_pixels(rebuilt), _pixels(pipe.decode(coarse, detail)))
+    assert not torch.equal(_pixels(given), _pixels(rebuilt))  # the random generator's detail is not the truth
+
+
+def test_an_unknown_source_names_the_choices(pipe):
+    with pytest.raises(ValueError, match="given-coarse"):
+        evaluate(pipe, [EvalPrompt("single object", "a red circle")], 1, source="everything")
+
+
+def test_the_cli_rejects_an_unknown_or_contradictory_source(tmp_path: Path, tiny_checkpoint: Path):
+    unknown = run("eval", "--source", "everything", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert unknown.returncode == 2 and "choose one of generator" in unknown.stderr
+    both = run("eval", "--reconstruct", "--source", "given-coarse", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
