@@ -43,8 +43,9 @@ def gemm_peak(size: int = 1536, repeats: int = 10) -> tuple[float, str]:
 def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     """FLOPs of the generator's forward passes for one image (matmuls + attention), as the sampler runs them.
 
-    The transformer body runs on the guidance-doubled batch; the heads run once
-    per image (guidance mixes hidden states before them). The prompt is encoded
+    The transformer body runs on the guidance-doubled batch (in the detail
+    phase only when it is guided); the heads run once per image (guidance mixes
+    hidden states before them). The prompt is encoded
     once; coarse steps process the grid only, over the cached prompt; parallel
     detail steps attend up to the last slot written in that step.
     """
@@ -52,16 +53,21 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     d, layers = g.d_model, g.n_layers
     per_token = layers * (2 * 4 * d * d + 2 * 2 * int(g.mlp_ratio * d) * d)  # qkv+out, MLP
     T, C, D = g.text_len, g.coarse_len, g.detail_len
-    rows = 2  # the sampler always runs prompt and empty-prompt rows (cfg 1 keeps the first half)
+    # The prompt and coarse phase always run prompt and empty-prompt rows; the detail phase does only when guided.
+    coarse_rows, detail_rows = 2, 1 if config.detail_cfg == 1.0 else 2
     passes = config.coarse_steps if config.mode == "two-phase" else C
-    tokens = T + passes * C + (C + 1) + (D - 1)  # prompt, coarse passes, detail prefill, detail steps
-    pairs = T * T + passes * C * (T + C) + (C + 1) * (T + C + 1)  # (query, key) pairs of attention
+    coarse_tokens = T + passes * C  # prompt, coarse passes
+    detail_tokens = (C + 1) + (D - 1)  # detail prefill, detail steps
+    coarse_pairs = T * T + passes * C * (T + C)  # (query, key) pairs of attention
+    detail_pairs = (C + 1) * (T + C + 1)
     if config.mode == "two-phase" and 0 < config.detail_window < g.detail_grid:
         for positions in detail_schedule(g.detail_grid, config.detail_window)[1:]:
-            pairs += len(positions) * (T + C + max(positions) + 1)
+            detail_pairs += len(positions) * (T + C + max(positions) + 1)
     else:
-        pairs += sum(T + C + 1 + j for j in range(1, D))
-    body = rows * (per_token * tokens + 4 * d * layers * pairs)  # QK^T and AV: 2 * 2 * d per pair and layer
+        detail_pairs += sum(T + C + 1 + j for j in range(1, D))
+    attention = 4 * d * layers  # QK^T and AV: 2 * 2 * d per pair and layer
+    body = coarse_rows * (per_token * coarse_tokens + attention * coarse_pairs)
+    body += detail_rows * (per_token * detail_tokens + attention * detail_pairs)
     heads = 2 * d * (passes * C * g.coarse_vocab + D * g.detail_vocab)
     return body + heads
 

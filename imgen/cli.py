@@ -114,7 +114,12 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
     count: Annotated[int, typer.Option("-n", "--count", help="Images per prompt.", min=1, max=1000)] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (never changes an image).", min=1)] = 1,
-    cfg: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (1 = off). [default: 3.0]")] = None,
+    cfg: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off). [default: 3.0]")
+    ] = None,
+    detail_cfg: Annotated[
+        float | None, typer.Option(help="Guidance scale of the detail phase (1 = off, twice as cheap). [default: 1.0]")
+    ] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature. [default: 1.0]", min=0.0)] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
@@ -193,6 +198,7 @@ def generate(
     base = sampler_from_metadata(recorded) if recorded else _default_sampler()
     overrides = {
         "cfg": cfg,
+        "detail_cfg": detail_cfg,
         "temperature": temperature,
         "top_k": top_k,
         "top_p": top_p,
@@ -450,7 +456,8 @@ def eval_command(
         bool, typer.Option(help="Score the judge itself: ground truth must pass, near misses fail.")
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
-    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase.")] = 3.0,
+    detail_cfg: Annotated[float, typer.Option(help="Guidance scale of the detail phase (1 = off).")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
     top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
@@ -513,7 +520,7 @@ def eval_command(
         if sys.stderr.isatty():
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
-    config = SamplerConfig(cfg=cfg, temperature=temperature, top_k=top_k, mode=sampler)
+    config = SamplerConfig(cfg=cfg, detail_cfg=detail_cfg, temperature=temperature, top_k=top_k, mode=sampler)
     if detail_window is not None:
         config.detail_window = detail_window
     report = evaluate(pipe, suite, images_per_prompt, out, False, config, batch_size, progress, source)

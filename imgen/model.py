@@ -96,6 +96,10 @@ class KVCache:
     write_at: torch.Tensor | None = None  # absolute slots of the next write, when not appending (parallel decoding)
     read_to: int = 0  # with write_at: attend over slots [0, read_to) only (the rest is not written yet)
 
+    def first_rows(self, count: int) -> KVCache:
+        """The same cache seen through its first `count` batch rows (a view: writes land in this cache)."""
+        return KVCache(self.keys[:, :count], self.values[:, :count], self.length, dict(self.extra))
+
     @classmethod
     def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
         head_dim = config.d_model // config.n_heads

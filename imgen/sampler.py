@@ -27,6 +27,13 @@ not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`)
 the default w = 2 (46 steps, against 76 at w = 4) costs the generator's own
 likelihood of its tokens a little more than w = 4; the README gives both figures.
 
+Guidance is a coarse-phase tool by default (`detail_cfg = 1`): the coarse grid
+already carries the prompt's layout and colours, and the detail phase then runs
+on the prompt rows alone, half the rows of a guided step. Judged on
+ground-truth coarse grids (`imgen eval --source given-coarse`), guiding the
+detail phase made no measurable difference with the bundled model (README);
+`detail_cfg` > 1 brings it back.
+
 `mode="raster"` is the plain baseline: every token one at a time (coarse cells
 in raster order, `raster_coarse`, then detail one by one), the reference the
 speed benchmarks compare with.
@@ -60,6 +67,7 @@ class SamplerConfig:
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
+    detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -193,7 +201,7 @@ def detail_phase(
     """Write the detail grid row by row over a KV cache. Returns (B, D)."""
     c = model.config
     B, D, row = text_ids.shape[0], c.detail_len, c.detail_grid
-    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.cfg)
+    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg)
     detail = torch.full((B, D), -1, dtype=torch.long)
     for position in range(D):
         token = _choose(logits, config, generators)
@@ -201,7 +209,7 @@ def detail_phase(
             token = torch.where(detail_fixed[:, position] >= 0, detail_fixed[:, position], token)
         detail[:, position] = token
         if position + 1 < D:
-            logits = model.decode_one(torch.cat([token, token]), position + 1, cache, config.cfg)
+            logits = model.decode_one(_guided_rows(token, guidance), position + 1, cache, guidance)
         if callback is not None and (position + 1) % row == 0:
             callback("detail", (position + 1) // row, c.detail_grid, coarse_ids, detail)
     return detail
@@ -214,10 +222,20 @@ def _prefilled(
     coarse_ids: torch.Tensor,
     cache: KVCache | None,
     cfg: float,
-) -> tuple[KVCache, torch.Tensor]:
-    """The prompt cache with the coarse grid added, and the guided logits of detail token 0 (B, Vd)."""
+) -> tuple[KVCache, torch.Tensor, float | None]:
+    """The detail phase's start: its cache with the coarse grid added, the logits of detail token 0 (B, Vd),
+    and the guidance its steps pass to the model (None: the prompt rows alone, when `cfg` is 1).
+    """
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
-    return cache, model.prefill_detail(torch.cat([coarse_ids, coarse_ids]), cache, cfg)
+    if cfg == 1.0:
+        cache = cache.first_rows(text_ids.shape[0])  # the empty-prompt rows would only be discarded
+        return cache, model.prefill_detail(coarse_ids, cache, None), None
+    return cache, model.prefill_detail(torch.cat([coarse_ids, coarse_ids]), cache, cfg), cfg
+
+
+def _guided_rows(inputs: torch.Tensor, guidance: float | None) -> torch.Tensor:
+    """A step's inputs for the prompt rows and, under guidance, again for the empty-prompt rows."""
+    return inputs if guidance is None else torch.cat([inputs, inputs])
 
 
 def detail_schedule(grid: int, window: int) -> list[list[int]]:
@@ -276,14 +294,14 @@ def parallel_detail_phase(
     """Write the detail grid with several rows in flight (`detail_schedule`). Returns (B, D)."""
     c = model.config
     B, D, grid = text_ids.shape[0], c.detail_len, c.detail_grid
-    cache, logits = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.cfg)
+    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg)
     logits = logits[:, None]
     detail = torch.full((B, D), -1, dtype=torch.long)
     for index, step in enumerate(window_plan(model, config.detail_window)):
         if index > 0:
             previous = torch.where(step.input_known, detail[:, step.inputs], c.bos_id)
-            doubled = torch.cat([previous, previous])
-            logits = model.decode_slots(doubled, step.positions, cache, step.allowed, config.cfg)
+            rows = _guided_rows(previous, guidance)
+            logits = model.decode_slots(rows, step.positions, cache, step.allowed, guidance)
         tokens = _choose(logits, config, generators)  # (B, n)
         if detail_fixed is not None:
             fixed = detail_fixed[:, step.positions]

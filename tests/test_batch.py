@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgen.batch import PromptFileError, PromptLine, plan_jobs, read_metadata, read_prompt_lines, shard
+from imgen.batch import (
+    PromptFileError,
+    PromptLine,
+    plan_jobs,
+    read_metadata,
+    read_prompt_lines,
+    sampler_from_metadata,
+    shard,
+)
 from imgen.sampler import SamplerConfig
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
@@ -135,3 +143,10 @@ def test_torchrun_with_two_processes_makes_the_same_images_as_one(tmp_path: Path
     one = {f.name: f.read_bytes() for f in (tmp_path / "one").iterdir()}
     two = {f.name: f.read_bytes() for f in (tmp_path / "two").iterdir()}
     assert len(one) == 5 and one == two
+
+
+def test_a_record_from_before_detail_guidance_was_separate_keeps_its_guidance_in_both_phases():
+    old = sampler_from_metadata({"sampler": {"cfg": 4.0, "coarse_steps": 8}})
+    assert (old.cfg, old.detail_cfg) == (4.0, 4.0)
+    new = sampler_from_metadata({"sampler": {"cfg": 4.0, "detail_cfg": 1.0}})
+    assert (new.cfg, new.detail_cfg) == (4.0, 1.0)

@@ -10,6 +10,7 @@ from imgen.sampler import (
     coarse_schedule,
     filter_logits,
     guide,
+    prompt_cache,
     sample_detail,
     sample_rows,
     sample_tokens,
@@ -184,6 +185,27 @@ def test_the_detail_phase_alone_is_the_detail_of_a_fully_given_coarse_grid():
     assert not torch.equal(other_seeds, alone)
     raster = sample_detail(model, text, null, coarse, SamplerConfig(mode="raster"), [4, 5])
     assert raster.shape == alone.shape and ((raster >= 0) & (raster < CONFIG.detail_vocab)).all()
+
+
+def test_the_detail_phase_is_unguided_by_default_and_guided_on_request():
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    plain = sample_detail(model, text, null, coarse, SamplerConfig(cfg=1.0), [4, 5])
+    assert torch.equal(sample_detail(model, text, null, coarse, SamplerConfig(cfg=7.0), [4, 5]), plain)
+    assert not torch.equal(sample_detail(model, text, null, coarse, SamplerConfig(detail_cfg=7.0), [4, 5]), plain)
+
+
+def test_the_unguided_detail_prefill_is_the_prompt_half_of_the_guided_one():
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    with torch.inference_mode():
+        doubled = prompt_cache(model, text, null)
+        guided_at_1 = model.prefill_detail(torch.cat([coarse, coarse]), doubled, 1.0)
+        halved = prompt_cache(model, text, null).first_rows(2)
+        alone = model.prefill_detail(coarse, halved, None)
+    assert torch.allclose(alone, guided_at_1, atol=1e-5)
 
 
 def test_raster_baseline_fills_every_cell():
