@@ -1,0 +1,35 @@
+"""Is run A better than run B? A paired comparison of two `imgen eval` runs of the same suite.
+
+    python -m benchmarks.eval_diff RUN_A/results.json RUN_B/results.json
+
+Prints both overall scores on the images both runs measured, the difference
+A - B with its bootstrap standard error (prompts resampled within each
+category), and how many images the two runs judged differently.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.common import write_result
+from imgen.eval.compare import compare, read_outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", help="results.json of run A")
+    parser.add_argument("b", help="results.json of run B")
+    parser.add_argument("--resamples", type=int, default=1000)
+    args = parser.parse_args()
+    result = compare(read_outcomes(args.a), read_outcomes(args.b), args.resamples)
+    runs = {"a": Path(args.a).parent.name, "b": Path(args.b).parent.name}  # folder names, not paths
+    path = write_result("eval_diff", {**runs, **vars(result)})
+    print(
+        f"A {result.a:.3f}  B {result.b:.3f}  A - B {result.difference:+.3f} ± {result.standard_error:.3f} "
+        f"(bootstrap SE; {result.images} paired images, {result.disagreements} judged differently) -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
