@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     result = compare(read_outcomes(args.a), read_outcomes(args.b), args.resamples)
-    runs = {"a": Path(args.a).parent.name, "b": Path(args.b).parent.name}  # folder names, not paths
+    runs = {"run_a": Path(args.a).parent.name, "run_b": Path(args.b).parent.name}  # folder names, not paths
     path = write_result("eval_diff", {**runs, **vars(result)})
     print(
         f"A {result.a:.3f}  B {result.b:.3f}  A - B {result.difference:+.3f} ± {result.standard_error:.3f} "
