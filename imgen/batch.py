@@ -245,13 +245,16 @@ def png_text(job: Job, size: int, model: str, sha256: str) -> dict[str, str]:
 def sampler_from_metadata(record: dict) -> SamplerConfig:
     """The sampler settings an imgen PNG records (unknown keys ignored, missing ones default).
 
-    Images from before `detail_cfg` existed were guided in both phases, so a
-    record without it takes its `cfg`.
+    Images from before `detail_cfg` and `detail_temperature` existed used one
+    guidance scale and one temperature for both phases, so a record without
+    them takes its `cfg` and `temperature`.
     """
     known = asdict(SamplerConfig())
     values = {k: v for k, v in (record.get("sampler") or {}).items() if k in known}
     if "cfg" in values and "detail_cfg" not in values:
         values["detail_cfg"] = values["cfg"]
+    if "temperature" in values and "detail_temperature" not in values:
+        values["detail_temperature"] = values["temperature"]
     return SamplerConfig(**values)
 
 

@@ -120,7 +120,12 @@ def generate(
     detail_cfg: Annotated[
         float | None, typer.Option(help="Guidance scale of the detail phase (1 = off, twice as cheap). [default: 1.0]")
     ] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature. [default: 1.0]", min=0.0)] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
+    ] = None,
+    detail_temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 1.0]", min=0.0)
+    ] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
     coarse_steps: Annotated[
@@ -200,6 +205,7 @@ def generate(
         "cfg": cfg,
         "detail_cfg": detail_cfg,
         "temperature": temperature,
+        "detail_temperature": detail_temperature,
         "top_k": top_k,
         "top_p": top_p,
         "coarse_steps": coarse_steps,
@@ -458,7 +464,8 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase.")] = 3.0,
     detail_cfg: Annotated[float, typer.Option(help="Guidance scale of the detail phase (1 = off).")] = 1.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
+    detail_temperature: Annotated[float, typer.Option(help="Sampling temperature of the detail phase.", min=0.0)] = 1.0,
     top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
     detail_window: Annotated[
@@ -520,7 +527,14 @@ def eval_command(
         if sys.stderr.isatty():
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
-    config = SamplerConfig(cfg=cfg, detail_cfg=detail_cfg, temperature=temperature, top_k=top_k, mode=sampler)
+    config = SamplerConfig(
+        cfg=cfg,
+        detail_cfg=detail_cfg,
+        temperature=temperature,
+        detail_temperature=detail_temperature,
+        top_k=top_k,
+        mode=sampler,
+    )
     if detail_window is not None:
         config.detail_window = detail_window
     report = evaluate(pipe, suite, images_per_prompt, out, False, config, batch_size, progress, source)

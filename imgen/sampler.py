@@ -68,6 +68,7 @@ class SamplerConfig:
     mode: str = "two-phase"  # or "raster"
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
     detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
+    detail_temperature: float = 1.0  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -204,7 +205,7 @@ def detail_phase(
     cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg)
     detail = torch.full((B, D), -1, dtype=torch.long)
     for position in range(D):
-        token = _choose(logits, config, generators)
+        token = _choose(logits, config, generators, config.detail_temperature)
         if detail_fixed is not None:
             token = torch.where(detail_fixed[:, position] >= 0, detail_fixed[:, position], token)
         detail[:, position] = token
@@ -302,7 +303,7 @@ def parallel_detail_phase(
             previous = torch.where(step.input_known, detail[:, step.inputs], c.bos_id)
             rows = _guided_rows(previous, guidance)
             logits = model.decode_slots(rows, step.positions, cache, step.allowed, guidance)
-        tokens = _choose(logits, config, generators)  # (B, n)
+        tokens = _choose(logits, config, generators, config.detail_temperature)  # (B, n)
         if detail_fixed is not None:
             fixed = detail_fixed[:, step.positions]
             tokens = torch.where(fixed >= 0, fixed, tokens)
@@ -314,9 +315,11 @@ def parallel_detail_phase(
     return detail
 
 
-def _choose(logits: torch.Tensor, config: SamplerConfig, generators: list[torch.Generator]) -> torch.Tensor:
-    """Draw from already guided logits (B, ..., V)."""
-    probs = filter_logits(logits, config.temperature, config.top_k, config.top_p).softmax(-1)
+def _choose(
+    logits: torch.Tensor, config: SamplerConfig, generators: list[torch.Generator], temperature: float
+) -> torch.Tensor:
+    """Draw from already guided logits (B, ..., V) at `temperature` (each phase has its own)."""
+    probs = filter_logits(logits, temperature, config.top_k, config.top_p).softmax(-1)
     return sample_rows(probs, generators)
 
 
@@ -342,7 +345,7 @@ def raster_coarse(
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     for cell in range(C):
         logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)[:, cell]  # (B, V), guided
-        drawn = _choose(logits, config, generators)
+        drawn = _choose(logits, config, generators, config.temperature)
         grid[:, cell] = drawn if coarse_fixed is None else torch.where(coarse_fixed[:, cell] >= 0, grid[:, cell], drawn)
     return grid
 

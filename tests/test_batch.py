@@ -145,8 +145,9 @@ def test_torchrun_with_two_processes_makes_the_same_images_as_one(tmp_path: Path
     assert len(one) == 5 and one == two
 
 
-def test_a_record_from_before_detail_guidance_was_separate_keeps_its_guidance_in_both_phases():
-    old = sampler_from_metadata({"sampler": {"cfg": 4.0, "coarse_steps": 8}})
-    assert (old.cfg, old.detail_cfg) == (4.0, 4.0)
-    new = sampler_from_metadata({"sampler": {"cfg": 4.0, "detail_cfg": 1.0}})
-    assert (new.cfg, new.detail_cfg) == (4.0, 1.0)
+def test_a_record_from_before_the_phases_had_their_own_settings_keeps_them_in_both_phases():
+    old = sampler_from_metadata({"sampler": {"cfg": 4.0, "temperature": 0.7, "coarse_steps": 8}})
+    assert (old.cfg, old.detail_cfg, old.temperature, old.detail_temperature) == (4.0, 4.0, 0.7, 0.7)
+    record = {"cfg": 4.0, "detail_cfg": 1.0, "temperature": 0.7, "detail_temperature": 0.5}
+    new = sampler_from_metadata({"sampler": record})
+    assert (new.cfg, new.detail_cfg, new.temperature, new.detail_temperature) == (4.0, 1.0, 0.7, 0.5)

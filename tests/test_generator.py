@@ -196,6 +196,17 @@ def test_the_detail_phase_is_unguided_by_default_and_guided_on_request():
     assert not torch.equal(sample_detail(model, text, null, coarse, SamplerConfig(detail_cfg=7.0), [4, 5]), plain)
 
 
+def test_each_phase_samples_at_its_own_temperature():
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    base_c, base_d = sample_tokens(model, text, null, SamplerConfig(), [4, 5])
+    cold_c, cold_d = sample_tokens(model, text, null, SamplerConfig(detail_temperature=0.2), [4, 5])
+    assert torch.equal(cold_c, base_c) and not torch.equal(cold_d, base_d)
+    plain = sample_detail(model, text, null, coarse, SamplerConfig(), [4, 5])
+    assert torch.equal(sample_detail(model, text, null, coarse, SamplerConfig(temperature=0.2), [4, 5]), plain)
+
+
 def test_the_unguided_detail_prefill_is_the_prompt_half_of_the_guided_one():
     model = _model()
     text, coarse, _ = _inputs(2)
