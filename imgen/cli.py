@@ -124,7 +124,7 @@ def generate(
         float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
     ] = None,
     detail_temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 1.0]", min=0.0)
+        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
     ] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
@@ -465,7 +465,7 @@ def eval_command(
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase.")] = 3.0,
     detail_cfg: Annotated[float, typer.Option(help="Guidance scale of the detail phase (1 = off).")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
-    detail_temperature: Annotated[float, typer.Option(help="Sampling temperature of the detail phase.", min=0.0)] = 1.0,
+    detail_temperature: Annotated[float, typer.Option(help="Sampling temperature of the detail phase.", min=0.0)] = 0.5,
     top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
     detail_window: Annotated[

@@ -68,7 +68,7 @@ class SamplerConfig:
     mode: str = "two-phase"  # or "raster"
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
     detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
-    detail_temperature: float = 1.0  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
+    detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
