@@ -540,13 +540,7 @@ def eval_command(
     report = evaluate(pipe, suite, images_per_prompt, out, False, config, batch_size, progress, source)
     if sys.stderr.isatty():
         typer.echo("", err=True)
-    what = {
-        "generator": "generator",
-        "given-coarse": "detail phase on ground-truth coarse grids",
-        "coarse-preview": "ground-truth coarse grids alone",
-        "reconstruction": "tokenizer reconstructions",
-    }[source]
-    typer.echo(f"{suite} suite v{report.suite_version}, {what}, checkpoint {pipe.name} ({pipe.sha256[:10]})")
+    typer.echo(f"{suite} suite v{report.suite_version}, {SOURCES[source]}, checkpoint {pipe.name} ({pipe.sha256[:10]})")
     for name, accuracy in report.categories.items():
         shown = "not measured" if accuracy is None else f"{accuracy:.3f}"
         typer.echo(f"  {name:22s} {shown}")

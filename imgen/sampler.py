@@ -362,21 +362,21 @@ def sample_tokens(
     callback: ProgressCallback | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail)."""
-    if config.mode not in ("two-phase", "raster"):
-        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
+    phase = detail_phase_of(model, config)  # checks the mode before any work
     generators = make_generators(seeds)
     cache = prompt_cache(model, text_ids, null_ids)
     if config.mode == "raster":
         coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache)
     else:
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache)
-    phase = detail_phase_of(model, config)
     detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
     return coarse, detail
 
 
 def detail_phase_of(model: Generator, config: SamplerConfig) -> Callable[..., torch.Tensor]:
     """The detail phase `config` asks for: rows in parallel, or (raster baseline, window 0) one token per step."""
+    if config.mode not in ("two-phase", "raster"):
+        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
     parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
     return parallel_detail_phase if parallel else detail_phase
 
@@ -395,7 +395,5 @@ def sample_detail(
     Given the ground-truth coarse grid, this measures what the detail phase
     adds or loses on its own (`imgen eval --source given-coarse`).
     """
-    if config.mode not in ("two-phase", "raster"):
-        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
     phase = detail_phase_of(model, config)
     return phase(model, text_ids, null_ids, coarse_ids, config, make_generators(seeds))

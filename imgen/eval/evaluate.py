@@ -77,7 +77,12 @@ def given_coarse_source(pipe: Pipeline, sampler: SamplerConfig) -> Generate:
     return generate
 
 
-SOURCES = ("generator", "given-coarse", "coarse-preview", "reconstruction")
+SOURCES = {  # name -> what its images are, as the report names them
+    "generator": "generator",
+    "given-coarse": "detail phase on ground-truth coarse grids",
+    "coarse-preview": "ground-truth coarse grids alone",
+    "reconstruction": "tokenizer reconstructions",
+}
 
 
 def image_source(pipe: Pipeline, source: str, sampler: SamplerConfig) -> Generate:
