@@ -103,14 +103,33 @@ def interleaved_latency(pipe: Pipeline, samplers: dict[str, SamplerConfig], roun
     return best
 
 
-def cold_start(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of `imgen ARGS` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+# Runs `python -m imgen ARGS` and reports the process's own peak resident memory at exit.
+# (A child's getrusage figure would not do: Linux carries the parent's peak into it across fork and exec.)
+_PEAK_REPORTING_MAIN = """
+import atexit, runpy, sys
+def report():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    sys.stderr.write("peak-kb " + line.split()[1] + "\\n")
+    except OSError:
+        pass
+atexit.register(report)
+sys.argv = ["imgen", *sys.argv[1:]]
+runpy.run_module("imgen", run_name="__main__", alter_sys=True)
+"""
+
+
+def cold_start(args: list[str]) -> tuple[float, float | None]:
+    """Wall seconds and peak resident MB (None where /proc is missing) of `imgen ARGS` in a fresh process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "imgen", *args], check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_REPORTING_MAIN, *args], check=True, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak-kb ")]
+    return seconds, int(peaks[-1]) / 1024 if peaks else None
 
 
 def main() -> None:
@@ -164,7 +183,7 @@ def main() -> None:
         "throughput": throughput,
         "cold_help_s": round(help_seconds, 3),
         "cold_generate_s": round(generate_seconds, 3),
-        "cold_generate_peak_mb": round(generate_mb, 1),
+        "cold_generate_peak_mb": None if generate_mb is None else round(generate_mb, 1),
         "latency_rounds": args.latency_rounds,
         "threads": {"latency": 1, "throughput": torch.get_num_threads()},
     }

@@ -467,6 +467,7 @@ def eval_command(
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
     detail_temperature: Annotated[float, typer.Option(help="Sampling temperature of the detail phase.", min=0.0)] = 0.5,
     top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
+    coarse_steps: Annotated[int, typer.Option(help="Parallel steps of the coarse phase.", min=1, max=64)] = 8,
     sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
     detail_window: Annotated[
         int | None, typer.Option(help="Parallel detail rows (see `imgen generate --help`); default: the sampler's.")
@@ -533,6 +534,7 @@ def eval_command(
         temperature=temperature,
         detail_temperature=detail_temperature,
         top_k=top_k,
+        coarse_steps=coarse_steps,
         mode=sampler,
     )
     if detail_window is not None:

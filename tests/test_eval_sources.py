@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -60,3 +61,14 @@ def test_the_cli_rejects_an_unknown_or_contradictory_source(tmp_path: Path, tiny
     both = run("eval", "--reconstruct", "--source", "given-coarse", "--model", str(tiny_checkpoint), cwd=tmp_path)
     assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_results_record_what_made_the_images(pipe, tmp_path: Path):
+    suite = [EvalPrompt("single object", "a red circle")]
+    evaluate(pipe, suite, 1, tmp_path / "generated", sampler=SamplerConfig(coarse_steps=3, detail_temperature=0.7))
+    evaluate(pipe, suite, 1, tmp_path / "preview", source="coarse-preview")
+    generated = json.loads((tmp_path / "generated" / "results.json").read_text(encoding="utf-8"))["settings"]
+    assert generated["source"] == "generator" and generated["checkpoint_sha256"] == pipe.sha256
+    assert generated["sampler"]["coarse_steps"] == 3 and generated["sampler"]["detail_temperature"] == 0.7
+    preview = json.loads((tmp_path / "preview" / "results.json").read_text(encoding="utf-8"))["settings"]
+    assert preview["source"] == "coarse-preview" and "sampler" not in preview  # nothing was sampled

@@ -15,6 +15,7 @@ by side and say where prompt following is lost:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -110,5 +111,10 @@ def evaluate(
     source: str = "generator",
 ) -> Report:
     """Run `suite` on one of `SOURCES` (`reconstruct` is short for "reconstruction") and judge every image."""
-    generate = image_source(pipe, "reconstruction" if reconstruct else source, sampler or SamplerConfig())
-    return run_suite(generate, suite, images_per_prompt, out_dir, progress=progress, batch_size=batch_size)
+    source = "reconstruction" if reconstruct else source
+    sampler = sampler or SamplerConfig()
+    settings = {"source": source, "checkpoint": pipe.name, "checkpoint_sha256": pipe.sha256}
+    if source in ("generator", "given-coarse"):  # the sources that sample
+        settings["sampler"] = asdict(sampler)
+    generate = image_source(pipe, source, sampler)
+    return run_suite(generate, suite, images_per_prompt, out_dir, progress, batch_size, settings)

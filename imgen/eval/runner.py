@@ -66,6 +66,8 @@ class Report:
     """Mean of the measured categories."""
     results: list[ImageResult]
     seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+    """What made the images (source, checkpoint, sampler), so two runs' results.json can be told apart."""
 
     def unmeasured(self, category: str | None = None) -> int:
         """Images whose verdict could not be measured here (e.g. text without tesseract)."""
@@ -95,6 +97,7 @@ class Report:
                 for name, accuracy in self.categories.items()
             },
             "seconds": round(self.seconds, 2),
+            "settings": self.settings,
             "prompts": [prompts[i] for i in sorted(prompts)],
         }
 
@@ -116,6 +119,7 @@ def run_suite(
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
+    settings: dict[str, Any] | None = None,
 ) -> Report:
     """Generate `images_per_prompt` images for every prompt of `suite`, judge them, and report.
 
@@ -124,7 +128,8 @@ def run_suite(
     generator see the same requests. `generate` is called with batches of at
     most `batch_size` (prompt, seed) pairs and must return one image per pair.
     `progress(done, total)` is called after each batch. With `out_dir`, the
-    report is also written there (see `write_report`).
+    report is also written there (see `write_report`); `settings` (what made
+    the images) is recorded in it as given.
     """
     if images_per_prompt < 1:
         raise ValueError("images_per_prompt must be at least 1")
@@ -160,6 +165,7 @@ def run_suite(
         overall=round(sum(measured) / len(measured), 4) if measured else None,
         results=results,
         seconds=time.perf_counter() - start,
+        settings=dict(settings or {}),
     )
     if out_dir is not None:
         write_report(report, out_dir)
