@@ -1,6 +1,7 @@
 """What parallel detail rows cost in quality, measured by the generator itself.
 
     python -m benchmarks.detail_window [--model default] [--windows 0,2,4,8] [--prompts 57]
+        [--images-per-prompt 1] [--detail-temperature 0.5] [--detail-cfg 1]
 
 With `--detail-window W` a detail token no longer sees the end of the row
 above it. Whether that matters is a question of quality, but the judge cannot
@@ -8,8 +9,10 @@ tell the windows apart while the bundled model passes almost nothing. This
 uses a finer signal: the detail tokens each window produces are scored by the
 same generator with the full sequential context (the training pass, teacher
 forcing), as the mean negative log-likelihood per token given the prompt and
-the coarse grid (the prompt-conditioned model, without guidance, although the
-tokens were drawn with the default guidance). Tokens drawn without the context
+the coarse grid (the prompt-conditioned model, without guidance; the tokens
+are drawn with the sampler's defaults, unguided at temperature 0.5 unless
+`--detail-cfg` / `--detail-temperature` say otherwise, and the result records
+which). Tokens drawn without the context
 the model was trained with are less likely under it; the first window listed
 (by default W = 0, one row at a time) is the reference. Every
 window starts from the same coarse grids and seeds, so the differences are
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 from benchmarks.common import write_result
 from imgen.api import load
 from imgen.eval.prompts import suite
-from imgen.sampler import SamplerConfig, coarse_phase, detail_phase, make_generators, parallel_detail_phase
+from imgen.sampler import SamplerConfig, coarse_phase, detail_phase_of, make_generators
 
 
 @torch.inference_mode()
@@ -48,10 +51,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=57, help="quick-suite prompts, one image each (57: all)")
     parser.add_argument("--images-per-prompt", type=int, default=1, help="more images give a smaller standard error")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--detail-temperature", type=float, default=SamplerConfig.detail_temperature)
+    parser.add_argument("--detail-cfg", type=float, default=SamplerConfig.detail_cfg)
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
     pipe = load(args.model)
-    model, base = pipe.generator, SamplerConfig()
+    model = pipe.generator
+    base = SamplerConfig(detail_temperature=args.detail_temperature, detail_cfg=args.detail_cfg)
     prompts = [p.prompt for p in suite("quick")][: args.prompts] * args.images_per_prompt
     start = time.perf_counter()
     scores: dict[int, list[float]] = {w: [] for w in windows}
@@ -63,8 +69,7 @@ def main() -> None:
             coarse = coarse_phase(model, text, null, base, make_generators(seeds))
             for window in windows:
                 config = replace(base, detail_window=window)
-                phase = parallel_detail_phase if 0 < window < model.config.detail_grid else detail_phase
-                detail = phase(model, text, null, coarse, config, make_generators(seeds))
+                detail = detail_phase_of(model, config)(model, text, null, coarse, config, make_generators(seeds))
                 scores[window] += detail_nll(model, text, coarse, detail)
     reference = scores[windows[0]]
     result: dict[str, dict[str, float]] = {}
@@ -78,7 +83,13 @@ def main() -> None:
     seconds = time.perf_counter() - start
     path = write_result(
         "detail_window",
-        {"checkpoint_sha256": pipe.sha256, "images": len(prompts), "windows": result, "seconds": round(seconds, 1)},
+        {
+            "checkpoint_sha256": pipe.sha256,
+            "images": len(prompts),
+            "sampler": {"detail_temperature": base.detail_temperature, "detail_cfg": base.detail_cfg},
+            "windows": result,
+            "seconds": round(seconds, 1),
+        },
     )
     summary = ", ".join(
         f"W{w} {r['nll_per_token']:.3f} ({r[f'minus_w{windows[0]}']:+.3f} ± {r['standard_error']:.3f})"

@@ -1,6 +1,7 @@
 """Sampling speed on this machine: GEMM peak, latency, throughput, utilisation, cold start, memory.
 
-    python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--latency-rounds 5] [--windows 2,4,8]
+    python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 3] [--latency-rounds 5]
+        [--windows 2,4,8]
 
 Everything is measured in one run, so the ratios (two-phase vs raster, batch
 throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
@@ -24,7 +25,7 @@ import torch
 
 from benchmarks.common import write_result
 from imgen.api import Pipeline, load
-from imgen.sampler import SamplerConfig, detail_schedule
+from imgen.sampler import SamplerConfig, detail_phase_of, detail_schedule, parallel_detail_phase
 from imgen.training import bf16_supported
 
 
@@ -60,7 +61,7 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     detail_tokens = (C + 1) + (D - 1)  # detail prefill, detail steps
     coarse_pairs = T * T + passes * C * (T + C)  # (query, key) pairs of attention
     detail_pairs = (C + 1) * (T + C + 1)
-    if config.mode == "two-phase" and 0 < config.detail_window < g.detail_grid:
+    if detail_phase_of(pipe.generator, config) is parallel_detail_phase:
         for positions in detail_schedule(g.detail_grid, config.detail_window)[1:]:
             detail_pairs += len(positions) * (T + C + max(positions) + 1)
     else:
@@ -75,7 +76,7 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
 def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> float:
     """Best-of-`repeats` seconds for one call producing `batch` images (decoding to pixels included)."""
     prompts = ["three red stars above a blue square"] * batch
-    pipe.generate(prompts[:1], sampler=config, seeds=[0])  # warm
+    pipe.generate(prompts, sampler=config, seeds=list(range(batch)))  # warm, at this batch's shapes
     best = float("inf")
     for r in range(repeats):
         start = time.perf_counter()
@@ -136,7 +137,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--batches", default="1,4,16,64")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per throughput batch size (best counts)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed calls per batch size up to 16 (best counts); larger: one call"
+    )
     parser.add_argument("--latency-rounds", type=int, default=5, help="interleaved rounds of one-image timings")
     parser.add_argument("--windows", default="2,4,8", help="detail windows to time besides the default sampler")
     args = parser.parse_args()

@@ -462,15 +462,28 @@ def eval_command(
         bool, typer.Option(help="Score the judge itself: ground truth must pass, near misses fail.")
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
-    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase.")] = 3.0,
-    detail_cfg: Annotated[float, typer.Option(help="Guidance scale of the detail phase (1 = off).")] = 1.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
-    detail_temperature: Annotated[float, typer.Option(help="Sampling temperature of the detail phase.", min=0.0)] = 0.5,
-    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = 0,
-    coarse_steps: Annotated[int, typer.Option(help="Parallel steps of the coarse phase.", min=1, max=64)] = 8,
-    sampler: Annotated[str, typer.Option(help="two-phase or raster.")] = "two-phase",
+    cfg: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale of the coarse phase. [default: 3.0]")
+    ] = None,
+    detail_cfg: Annotated[
+        float | None, typer.Option(help="Guidance scale of the detail phase (1 = off). [default: 1.0]")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
+    ] = None,
+    detail_temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option(help="Keep the k most likely tokens (0 = all). [default: 0]", min=0)
+    ] = None,
+    coarse_steps: Annotated[
+        int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="two-phase or raster. [default: two-phase]")] = None,
     detail_window: Annotated[
-        int | None, typer.Option(help="Parallel detail rows (see `imgen generate --help`); default: the sampler's.")
+        int | None,
+        typer.Option(help="Parallel detail rows (see `imgen generate --help`). [default: 2]", min=0),
     ] = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
 ) -> None:
@@ -490,12 +503,13 @@ def eval_command(
       imgen eval --check-judge            # the judge on ground truth and near misses
     """
     import json
+    from dataclasses import replace
 
     from imgen.eval.prompts import SUITES
 
     if suite not in SUITES:
         fail(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
-    if sampler not in ("two-phase", "raster"):
+    if sampler is not None and sampler not in ("two-phase", "raster"):
         fail(f"unknown sampler {sampler!r}; choose two-phase or raster")
     from imgen.eval.evaluate import SOURCES
 
@@ -528,18 +542,20 @@ def eval_command(
         if sys.stderr.isatty():
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
-    config = SamplerConfig(
-        cfg=cfg,
-        detail_cfg=detail_cfg,
-        temperature=temperature,
-        detail_temperature=detail_temperature,
-        top_k=top_k,
-        coarse_steps=coarse_steps,
-        mode=sampler,
+    overrides = {
+        "cfg": cfg,
+        "detail_cfg": detail_cfg,
+        "temperature": temperature,
+        "detail_temperature": detail_temperature,
+        "top_k": top_k,
+        "coarse_steps": coarse_steps,
+        "mode": sampler,
+        "detail_window": detail_window,
+    }
+    config = replace(SamplerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    report = evaluate(
+        pipe, suite, images_per_prompt, out, sampler=config, batch_size=batch_size, progress=progress, source=source
     )
-    if detail_window is not None:
-        config.detail_window = detail_window
-    report = evaluate(pipe, suite, images_per_prompt, out, False, config, batch_size, progress, source)
     if sys.stderr.isatty():
         typer.echo("", err=True)
     typer.echo(f"{suite} suite v{report.suite_version}, {SOURCES[source]}, checkpoint {pipe.name} ({pipe.sha256[:10]})")

@@ -3,8 +3,10 @@
 Phase 1 (coarse): the 8x8 grid starts all masked and is filled in `coarse_steps`
 parallel steps; after each step the most confident predictions are kept and the
 rest re-masked, following a cosine schedule (MaskGIT). Phase 2 (detail): the
-16x16 grid is written token by token, row-major, over a preallocated KV cache;
-a callback fires after every row so a terminal can draw the image filling in.
+16x16 grid is written row-major over a preallocated KV cache, several rows in
+flight by default (`detail_window`, below) or token by token (window 0, and
+the raster baseline); a callback fires after every row so a terminal can draw
+the image filling in.
 
 Classifier-free guidance doubles the batch (prompt rows, then empty-prompt rows)
 and mixes the final hidden states, which gives exactly the guided logits with
@@ -60,10 +62,10 @@ class SamplerConfig:
     """How to sample. The defaults are the ones the README's figures use."""
 
     coarse_steps: int = 8
-    cfg: float = 3.0
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+    cfg: float = 3.0  # guidance of the coarse phase (the detail phase has `detail_cfg`)
+    temperature: float = 1.0  # sampling temperature of the coarse phase (the detail phase has `detail_temperature`)
+    top_k: int = 0  # both phases
+    top_p: float = 1.0  # both phases
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
@@ -164,10 +166,9 @@ def coarse_phase(
         logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)  # (B, C, V), guided
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
-        drawn = sample_rows(probs, generators)  # (B, C)
+        drawn, gumbel = _coarse_draws(probs, masked.any(-1), generators)  # (B, C) each
         confidence = torch.gather(probs, -1, drawn[..., None]).squeeze(-1).clamp_min(1e-12).log()
         noise_scale = config.mask_temperature * (1 - (step + 1) / config.coarse_steps)
-        gumbel = torch.stack([_gumbel((C,), g) for g in generators])
         confidence = torch.where(masked, confidence + noise_scale * gumbel, torch.full_like(confidence, math.inf))
         for b in range(B):
             keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]))
@@ -180,6 +181,28 @@ def coarse_phase(
         if callback is not None:
             callback("coarse", step + 1, config.coarse_steps, grid, torch.full((B, model.config.detail_len), -1))
     return grid
+
+
+def _coarse_draws(
+    probs: torch.Tensor, unfinished: torch.Tensor, generators: list[torch.Generator]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One coarse step's tokens and choice noise, both (B, C), drawn only for `unfinished` images (B,) bool.
+
+    An image whose grid is already full draws nothing more, as it would if it
+    were sampled alone, so its random stream (and so its detail phase) does not
+    depend on how long the other images of its batch take. Finished rows get
+    zeros, which the caller never uses.
+    """
+    B, C = probs.shape[:2]
+    if bool(unfinished.all()):
+        return sample_rows(probs, generators), torch.stack([_gumbel((C,), g) for g in generators])
+    rows = unfinished.nonzero().flatten().tolist()
+    drawn, gumbel = torch.zeros(B, C, dtype=torch.long), torch.zeros(B, C)
+    if rows:
+        chosen = [generators[b] for b in rows]
+        drawn[rows] = sample_rows(probs[rows], chosen)
+        gumbel[rows] = torch.stack([_gumbel((C,), g) for g in chosen])
+    return drawn, gumbel
 
 
 def _gumbel(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:

@@ -28,7 +28,7 @@ def test_reading_back_a_results_file_keeps_only_measured_images(tmp_path: Path):
     run["prompts"][3]["images"][0]["measured"] = False
     (tmp_path / "results.json").write_text(json.dumps(run))
     outcomes = read_outcomes(tmp_path / "results.json")
-    assert outcomes == {(0, 0): ("colours", True), (1, 0): ("colours", False), (2, 0): ("position", True)}
+    assert outcomes == {("p0", 0): ("colours", True), ("p1", 0): ("colours", False), ("p2", 0): ("position", True)}
 
 
 def test_overall_is_the_mean_of_the_category_accuracies():
@@ -61,4 +61,15 @@ def test_a_run_that_passes_more_is_ahead_and_the_error_shrinks_with_more_prompts
 
 def test_runs_of_different_suites_cannot_be_compared():
     with pytest.raises(ValueError, match="share no measured image"):
-        compare({(0, 0): ("colours", True)}, {(1, 0): ("colours", True)})
+        compare({("a red circle", 0): ("colours", True)}, {("a blue star", 0): ("colours", True)})
+
+
+def test_runs_pair_images_by_prompt_text_not_by_place_in_the_suite(tmp_path: Path):
+    """A prompt at another index in run B (another suite or version) is still the same request."""
+    run_a = _run({(0, 0): True, (1, 0): False}, {0: "colours", 1: "colours"})
+    run_b = _run({(0, 0): False, (1, 0): True, (2, 0): True}, {0: "colours", 1: "colours", 2: "position"})
+    run_b["prompts"] = [run_b["prompts"][2], run_b["prompts"][1], run_b["prompts"][0]]  # p2, p1, p0
+    (tmp_path / "a.json").write_text(json.dumps(run_a))
+    (tmp_path / "b.json").write_text(json.dumps(run_b))
+    result = compare(read_outcomes(tmp_path / "a.json"), read_outcomes(tmp_path / "b.json"))
+    assert result.images == 2 and result.disagreements == 2  # p0 and p1 only; p2 is not in run A

@@ -55,6 +55,11 @@ def test_an_unknown_source_names_the_choices(pipe):
         evaluate(pipe, [EvalPrompt("single object", "a red circle")], 1, source="everything")
 
 
+def test_reconstruct_and_another_source_contradict_each_other(pipe):
+    with pytest.raises(ValueError, match="different images"):
+        evaluate(pipe, [EvalPrompt("single object", "a red circle")], 1, reconstruct=True, source="given-coarse")
+
+
 def test_the_cli_rejects_an_unknown_or_contradictory_source(tmp_path: Path, tiny_checkpoint: Path):
     unknown = run("eval", "--source", "everything", "--model", str(tiny_checkpoint), cwd=tmp_path)
     assert unknown.returncode == 2 and "choose one of generator" in unknown.stderr

@@ -161,6 +161,19 @@ def test_same_seed_same_tokens_whatever_the_batch():
     assert (coarse < CONFIG.coarse_vocab).all() and (detail < CONFIG.detail_vocab).all()
 
 
+def test_an_image_with_few_free_cells_is_the_same_alone_and_beside_one_with_many():
+    """An image whose coarse grid fills early must stop drawing then, as it does alone, not when the batch is done."""
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    fixed = torch.full_like(coarse, -1)
+    fixed[1, 1:] = coarse[1, 1:]  # image 1: one free cell, filled in the first step; image 0: all free
+    config = SamplerConfig(coarse_steps=6)
+    both_c, both_d = sample_tokens(model, text, null, config, [7, 8], coarse_fixed=fixed)
+    alone_c, alone_d = sample_tokens(model, text[1:], null, config, [8], coarse_fixed=fixed[1:])
+    assert torch.equal(both_c[1], alone_c[0]) and torch.equal(both_d[1], alone_d[0])
+
+
 def test_fixed_tokens_are_kept():
     model = _model()
     text, coarse, detail = _inputs(1)

@@ -17,8 +17,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-# (prompt index, seed) -> (category, passed)
-Outcomes = dict[tuple[int, int], tuple[str, bool]]
+# (prompt, seed) -> (category, passed). Keyed by the prompt's text, not its place in the suite,
+# so runs of different suites (or suite versions) pair only the requests they really share.
+Outcomes = dict[tuple[str, int], tuple[str, bool]]
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,17 @@ def read_outcomes(path: str | Path) -> Outcomes:
     """The measured verdicts of a `results.json` written by `imgen eval`."""
     results = json.loads(Path(path).read_text(encoding="utf-8"))
     outcomes: Outcomes = {}
-    for index, prompt in enumerate(results["prompts"]):
+    for prompt in results["prompts"]:
         for image in prompt["images"]:
+            key = (prompt["prompt"], image["seed"])
+            if key in outcomes:
+                raise ValueError(f"{path}: {key[0]!r} with seed {key[1]} appears twice; cannot pair its images")
             if image["measured"]:
-                outcomes[(index, image["seed"])] = (prompt["category"], bool(image["passed"]))
+                outcomes[key] = (prompt["category"], bool(image["passed"]))
     return outcomes
 
 
-def overall(outcomes: Outcomes, keys: list[tuple[int, int]]) -> float:
+def overall(outcomes: Outcomes, keys: list[tuple[str, int]]) -> float:
     """Mean over categories of the share of `keys` that passed (categories without images are left out)."""
     by_category: dict[str, list[bool]] = {}
     for key in keys:
@@ -58,20 +62,20 @@ def compare(a: Outcomes, b: Outcomes, resamples: int = 1000, seed: int = 0) -> C
     shared = sorted(set(a) & set(b))
     if not shared:
         raise ValueError("the two runs share no measured image; were they run on the same suite?")
-    seeds_of: dict[int, list[int]] = {}
-    for index, image_seed in shared:
-        seeds_of.setdefault(index, []).append(image_seed)
-    prompts_by_category: dict[str, list[int]] = {}
-    for index, seeds in seeds_of.items():
-        prompts_by_category.setdefault(a[(index, seeds[0])][0], []).append(index)
+    seeds_of: dict[str, list[int]] = {}
+    for prompt, image_seed in shared:
+        seeds_of.setdefault(prompt, []).append(image_seed)
+    prompts_by_category: dict[str, list[str]] = {}
+    for prompt, seeds in seeds_of.items():
+        prompts_by_category.setdefault(a[(prompt, seeds[0])][0], []).append(prompt)
     rng = random.Random(seed)
     differences = []
     for _ in range(resamples):
         keys = [
-            (index, s)
-            for indices in prompts_by_category.values()
-            for index in rng.choices(indices, k=len(indices))
-            for s in seeds_of[index]
+            (prompt, s)
+            for prompts in prompts_by_category.values()
+            for prompt in rng.choices(prompts, k=len(prompts))
+            for s in seeds_of[prompt]
         ]
         differences.append(overall(a, keys) - overall(b, keys))
     score_a, score_b = overall(a, shared), overall(b, shared)

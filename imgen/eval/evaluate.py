@@ -111,6 +111,8 @@ def evaluate(
     source: str = "generator",
 ) -> Report:
     """Run `suite` on one of `SOURCES` (`reconstruct` is short for "reconstruction") and judge every image."""
+    if reconstruct and source not in ("generator", "reconstruction"):
+        raise ValueError(f"reconstruct=True and source={source!r} ask for different images; give one of them")
     source = "reconstruction" if reconstruct else source
     sampler = sampler or SamplerConfig()
     settings = {"source": source, "checkpoint": pipe.name, "checkpoint_sha256": pipe.sha256}
