@@ -480,6 +480,10 @@ def eval_command(
     coarse_steps: Annotated[
         int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
     ] = None,
+    mask_temperature: Annotated[
+        float | None,
+        typer.Option(help="Noise on the coarse phase's choice of cells to keep (MaskGIT). [default: 4.5]", min=0.0),
+    ] = None,
     sampler: Annotated[str | None, typer.Option(help="two-phase or raster. [default: two-phase]")] = None,
     detail_window: Annotated[
         int | None,
@@ -549,6 +553,7 @@ def eval_command(
         "detail_temperature": detail_temperature,
         "top_k": top_k,
         "coarse_steps": coarse_steps,
+        "mask_temperature": mask_temperature,
         "mode": sampler,
         "detail_window": detail_window,
     }
