@@ -35,6 +35,34 @@ world_app = typer.Typer(
 app.add_typer(world_app, name="world")
 app.add_typer(weights_app, name="weights")
 
+# Sampler options of `generate` and `eval`. None means the sampler's default, stated in each help
+# (a test checks them against `SamplerConfig`), or for `generate --from-image` the recorded setting.
+CfgOption = Annotated[
+    float | None, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off). [default: 3.0]")
+]
+DetailCfgOption = Annotated[
+    float | None, typer.Option(help="Guidance scale of the detail phase (1 = off, twice as cheap). [default: 1.0]")
+]
+TemperatureOption = Annotated[
+    float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
+]
+DetailTemperatureOption = Annotated[
+    float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
+]
+TopKOption = Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all). [default: 0]", min=0)]
+CoarseStepsOption = Annotated[
+    int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
+]
+SamplerModeOption = Annotated[str | None, typer.Option(help="two-phase or raster (the baseline). [default: two-phase]")]
+DetailWindowOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Decode detail rows in parallel, each this many tokens behind the row above "
+        "(0 = one row at a time; 4 is slower and a little closer to it). [default: 2]",
+        min=0,
+    ),
+]
+
 
 @world_app.command("render")
 def world_render(
@@ -114,32 +142,15 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
     count: Annotated[int, typer.Option("-n", "--count", help="Images per prompt.", min=1, max=1000)] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (never changes an image).", min=1)] = 1,
-    cfg: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off). [default: 3.0]")
-    ] = None,
-    detail_cfg: Annotated[
-        float | None, typer.Option(help="Guidance scale of the detail phase (1 = off, twice as cheap). [default: 1.0]")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
-    ] = None,
-    detail_temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
-    ] = None,
-    top_k: Annotated[int | None, typer.Option(help="Keep the k most likely tokens (0 = all).", min=0)] = None,
+    cfg: CfgOption = None,
+    detail_cfg: DetailCfgOption = None,
+    temperature: TemperatureOption = None,
+    detail_temperature: DetailTemperatureOption = None,
+    top_k: TopKOption = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
-    coarse_steps: Annotated[
-        int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
-    ] = None,
-    sampler: Annotated[str | None, typer.Option(help="two-phase (default) or raster (baseline).")] = None,
-    detail_window: Annotated[
-        int | None,
-        typer.Option(
-            help="Decode detail rows in parallel, each this many tokens behind the row above "
-            "(0 = one row at a time; 4 is slower and a little closer to it). [default: 2]",
-            min=0,
-        ),
-    ] = None,
+    coarse_steps: CoarseStepsOption = None,
+    sampler: SamplerModeOption = None,
+    detail_window: DetailWindowOption = None,
     from_image: Annotated[
         Path | None, typer.Option(help="Take prompt, seed and settings from an imgen PNG (flags given here win).")
     ] = None,
@@ -168,7 +179,6 @@ def generate(
       imgen generate --from-image out/a-red-circle-s0.png -o again.png
     """
     import json
-    from dataclasses import replace
 
     from imgen.api import ModelUnavailableError, load
     from imgen.batch import (
@@ -201,20 +211,18 @@ def generate(
     if prompt is not None and not prompt.strip():
         fail("the prompt is empty")
     base = sampler_from_metadata(recorded) if recorded else _default_sampler()
-    overrides = {
-        "cfg": cfg,
-        "detail_cfg": detail_cfg,
-        "temperature": temperature,
-        "detail_temperature": detail_temperature,
-        "top_k": top_k,
-        "top_p": top_p,
-        "coarse_steps": coarse_steps,
-        "mode": sampler,
-        "detail_window": detail_window,
-    }
-    settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    if settings.mode not in ("two-phase", "raster"):
-        fail(f"unknown sampler {settings.mode!r}; choose two-phase or raster")
+    settings = _with_options(
+        base,
+        cfg=cfg,
+        detail_cfg=detail_cfg,
+        temperature=temperature,
+        detail_temperature=detail_temperature,
+        top_k=top_k,
+        top_p=top_p,
+        coarse_steps=coarse_steps,
+        mode=sampler,
+        detail_window=detail_window,
+    )
     base_seed = seed if seed is not None else int(recorded.get("seed", 0))
     if model is None and recorded.get("model") not in (None, "default"):
         model = recorded["model"]
@@ -269,6 +277,16 @@ def _default_sampler():
     from imgen.sampler import SamplerConfig
 
     return SamplerConfig()
+
+
+def _with_options(base, **options):
+    """`base` with the sampler options the command line gave (None = not given); an unknown mode fails."""
+    from dataclasses import replace
+
+    settings = replace(base, **{name: value for name, value in options.items() if value is not None})
+    if settings.mode not in ("two-phase", "raster"):
+        fail(f"unknown sampler {settings.mode!r}; choose two-phase or raster")
+    return settings
 
 
 def _write_one(
@@ -462,33 +480,18 @@ def eval_command(
         bool, typer.Option(help="Score the judge itself: ground truth must pass, near misses fail.")
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.", min=1)] = 16,
-    cfg: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale of the coarse phase. [default: 3.0]")
-    ] = None,
-    detail_cfg: Annotated[
-        float | None, typer.Option(help="Guidance scale of the detail phase (1 = off). [default: 1.0]")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
-    ] = None,
-    detail_temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
-    ] = None,
-    top_k: Annotated[
-        int | None, typer.Option(help="Keep the k most likely tokens (0 = all). [default: 0]", min=0)
-    ] = None,
-    coarse_steps: Annotated[
-        int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
-    ] = None,
+    cfg: CfgOption = None,
+    detail_cfg: DetailCfgOption = None,
+    temperature: TemperatureOption = None,
+    detail_temperature: DetailTemperatureOption = None,
+    top_k: TopKOption = None,
+    coarse_steps: CoarseStepsOption = None,
     mask_temperature: Annotated[
         float | None,
         typer.Option(help="Noise on the coarse phase's choice of cells to keep (MaskGIT). [default: 4.5]", min=0.0),
     ] = None,
-    sampler: Annotated[str | None, typer.Option(help="two-phase or raster. [default: two-phase]")] = None,
-    detail_window: Annotated[
-        int | None,
-        typer.Option(help="Parallel detail rows (see `imgen generate --help`). [default: 2]", min=0),
-    ] = None,
+    sampler: SamplerModeOption = None,
+    detail_window: DetailWindowOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
 ) -> None:
     """Benchmark prompt following on held-out world prompts, judged from pixels only.
@@ -507,7 +510,6 @@ def eval_command(
       imgen eval --check-judge            # the judge on ground truth and near misses
     """
     import json
-    from dataclasses import replace
 
     from imgen.eval.prompts import SUITES
 
@@ -546,18 +548,18 @@ def eval_command(
         if sys.stderr.isatty():
             typer.echo(f"\r{done}/{total} images", err=True, nl=False)
 
-    overrides = {
-        "cfg": cfg,
-        "detail_cfg": detail_cfg,
-        "temperature": temperature,
-        "detail_temperature": detail_temperature,
-        "top_k": top_k,
-        "coarse_steps": coarse_steps,
-        "mask_temperature": mask_temperature,
-        "mode": sampler,
-        "detail_window": detail_window,
-    }
-    config = replace(SamplerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    config = _with_options(
+        SamplerConfig(),
+        cfg=cfg,
+        detail_cfg=detail_cfg,
+        temperature=temperature,
+        detail_temperature=detail_temperature,
+        top_k=top_k,
+        coarse_steps=coarse_steps,
+        mask_temperature=mask_temperature,
+        mode=sampler,
+        detail_window=detail_window,
+    )
     report = evaluate(
         pipe, suite, images_per_prompt, out, sampler=config, batch_size=batch_size, progress=progress, source=source
     )

@@ -109,18 +109,22 @@ def test_the_edit_command_blends_as_the_library_does_by_default():
     assert command["seamless"].default is library["seamless"].default is True
 
 
-def test_the_generate_help_states_the_sampler_defaults():
+def test_the_sampling_commands_state_the_sampler_defaults_in_their_help():
     import inspect
     import re
 
-    from imgen.cli import generate
+    from imgen.cli import eval_command, generate
     from imgen.sampler import SamplerConfig
 
-    stated = {}
-    for name, parameter in inspect.signature(generate, eval_str=True).parameters.items():
-        for option in getattr(parameter.annotation, "__metadata__", ()):
-            found = re.search(r"\[default: (\d+)\]", getattr(option, "help", None) or "")
-            if found:
-                stated[name] = int(found.group(1))
     defaults = SamplerConfig()
-    assert stated == {"coarse_steps": defaults.coarse_steps, "detail_window": defaults.detail_window}
+    for command in (generate, eval_command):
+        stated = {}
+        for name, parameter in inspect.signature(command, eval_str=True).parameters.items():
+            for option in getattr(parameter.annotation, "__metadata__", ()):
+                found = re.search(r"\[default: ([^\]]+)\]", getattr(option, "help", None) or "")
+                if found:
+                    stated["mode" if name == "sampler" else name] = found.group(1)
+        expected = {"cfg", "detail_cfg", "temperature", "detail_temperature", "coarse_steps", "detail_window"}
+        assert expected <= set(stated), command.__name__
+        for name, text in stated.items():
+            assert text == str(getattr(defaults, name)), (command.__name__, name)
