@@ -4,7 +4,8 @@
 
 Prints both overall scores on the images both runs measured, the difference
 A - B with its bootstrap standard error (prompts resampled within each
-category), and how many images the two runs judged differently.
+category), and how many images the two runs judged differently. Runs scored
+by different judge versions are refused: their scores are not comparable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import write_result
-from imgen.eval.compare import compare, read_outcomes
+from imgen.eval.compare import compare, judge_version, read_outcomes
 
 
 def main() -> None:
@@ -22,6 +23,9 @@ def main() -> None:
     parser.add_argument("b", help="results.json of run B")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
+    versions = judge_version(args.a), judge_version(args.b)
+    if versions[0] != versions[1]:
+        parser.error(f"A was scored by judge {versions[0]} and B by judge {versions[1]}; re-run the older one")
     result = compare(read_outcomes(args.a), read_outcomes(args.b), args.resamples)
     runs = {"run_a": Path(args.a).parent.name, "run_b": Path(args.b).parent.name}  # folder names, not paths
     path = write_result("eval_diff", {**runs, **vars(result)})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgen.eval.compare import compare, overall, read_outcomes
+from imgen.eval.compare import compare, judge_version, overall, read_outcomes
 
 
 def _run(passed: dict[tuple[int, int], bool], categories: dict[int, str]) -> dict:
@@ -73,3 +73,10 @@ def test_runs_pair_images_by_prompt_text_not_by_place_in_the_suite(tmp_path: Pat
     (tmp_path / "b.json").write_text(json.dumps(run_b))
     result = compare(read_outcomes(tmp_path / "a.json"), read_outcomes(tmp_path / "b.json"))
     assert result.images == 2 and result.disagreements == 2  # p0 and p1 only; p2 is not in run A
+
+
+def test_the_judge_version_is_read_back_and_older_files_count_as_version_1(tmp_path: Path):
+    run = _run({(0, 0): True}, {0: "colours"})
+    (tmp_path / "old.json").write_text(json.dumps(run))
+    (tmp_path / "new.json").write_text(json.dumps({**run, "judge_version": "2"}))
+    assert judge_version(tmp_path / "old.json") == "1" and judge_version(tmp_path / "new.json") == "2"

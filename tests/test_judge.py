@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from imgen.eval import ocr
-from imgen.eval.judge import check_judge, judge
+from imgen.eval.judge import JUDGE_VERSION, check_judge, judge
 from imgen.eval.prompts import CATEGORIES, SUITE_VERSION, SUITES, EvalPrompt
 from imgen.eval.runner import run_suite, write_report
 from imgen.world import heldout, vocab
@@ -206,6 +206,24 @@ def test_a_changed_letter_and_a_misplaced_text_fail():
     assert not judge(rendered.image, parse('the word "STOP" in red at the bottom')).passed
 
 
+def test_case_counts_where_the_font_shows_it():
+    blind = ocr.case_blind_letters()
+    assert {"O", "o", "S", "s", "К", "к"} <= blind  # one shape at any height: tesseract guesses their case
+    assert not {"A", "a", "Π", "π", "Σ", "σ"} & blind  # different glyphs
+    assert ocr.normalise("SOS") == ocr.normalise("sos") and ocr.normalise("ΦΩΣ") == ocr.normalise("ΦΩΣ ")
+    assert ocr.normalise("ΠΙ") != ocr.normalise("πι") and ocr.normalise("Hello") != ocr.normalise("hello")
+    assert ocr.normalise("φως") == ocr.normalise("φωσ") and ocr.normalise("Ёж") == ocr.normalise("Еж")
+
+
+@needs_tesseract
+def test_a_word_in_the_wrong_case_fails_and_mixed_case_ground_truth_passes():
+    lower = render_prompt('the word "πι"', seed=1)
+    assert judge(lower.image, lower.spec).passed
+    assert not judge(lower.image, parse('the word "ΠΙ"')).passed
+    mixed = render_prompt('the word "Taxi"', seed=0)
+    assert judge(mixed.image, mixed.spec).passed
+
+
 def test_text_is_not_measured_without_tesseract(monkeypatch):
     monkeypatch.setattr(ocr, "unavailable_reason", lambda script: "tesseract is not installed")
     rendered = render_prompt('the word "CAT"', seed=0)
@@ -249,6 +267,7 @@ def test_run_suite_judges_every_image_and_writes_the_report(tmp_path):
 
     data = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert data["suite_version"] == SUITE_VERSION and data["overall"] == 1.0
+    assert data["judge_version"] == JUDGE_VERSION
     assert [p["accuracy"] for p in data["prompts"]] == [1.0, 1.0, 1.0]
     first = data["prompts"][0]["images"][0]
     assert first["passed"] is True and (tmp_path / first["file"]).is_file()

@@ -48,6 +48,11 @@ def read_outcomes(path: str | Path) -> Outcomes:
     return outcomes
 
 
+def judge_version(path: str | Path) -> str:
+    """The judge version a `results.json` was scored with ("1" for files written before it was recorded)."""
+    return str(json.loads(Path(path).read_text(encoding="utf-8")).get("judge_version", "1"))
+
+
 def overall(outcomes: Outcomes, keys: list[tuple[str, int]]) -> float:
     """Mean over categories of the share of `keys` that passed (categories without images are left out)."""
     by_category: dict[str, list[bool]] = {}

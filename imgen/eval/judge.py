@@ -22,6 +22,10 @@ its centre lies in that 3x3 cell, and relations use `layout.relation_holds`.
 
 `check_judge` is the judge's own test: ground-truth renders of a suite must
 pass, near misses (one attribute changed, `imgen.eval.mutate`) must fail.
+
+The judge is versioned apart from the prompts (`JUDGE_VERSION`, recorded in
+every results.json): a stricter judge changes the scores of the same images,
+so runs judged by different versions are not compared.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from imgen.world.ground_truth import render_prompt
 from imgen.world.layout import layout, relation_holds
 from imgen.world.render import render
 from imgen.world.spec import ObjectGroup, SceneSpec, TextBlock
+
+JUDGE_VERSION = "2"
+"""1: text compared case-insensitively. 2: case must match wherever the font shows it (`ocr.normalise`)."""
 
 BACKGROUND_TOLERANCE = 40.0
 """Median RGB distance per row between the picture's background and the asked one that still passes."""
@@ -304,6 +311,7 @@ def check_judge(
     return {
         "suite": suite if isinstance(suite, str) else "custom",
         "suite_version": SUITE_VERSION,
+        "judge_version": JUDGE_VERSION,
         "seeds": list(seeds),
         "size": size,
         "categories": categories,

@@ -11,9 +11,14 @@ its own language model and a character whitelist of that script plus digits,
 so a Greek word is never read as look-alike Latin capitals. Dictionaries are
 switched off: the judge must see a misspelling, not have it corrected.
 
-Readings are compared case-insensitively, without accents and spaces, because
-at 128 pixels "o"/"O" and "s"/"S" are the same shapes and tesseract guesses
-their case; a changed letter still fails.
+Readings are compared without accents and spaces, and case-insensitively only
+for the letters whose two cases are one shape in the world's font ("o"/"O",
+"s"/"S", Cyrillic "к"/"К"...): scaled to one height they cannot be told apart,
+so tesseract guesses their case. Every other letter must come back in the case
+it was asked in: "ΠΙ" read as "πι" fails, since a lower-case pi is another
+glyph (accepting it let illegible smudges pass as Greek words). A changed
+letter always fails. Which pairs are one shape is measured on the font itself
+(`case_blind_letters`), not listed by hand.
 
 When tesseract or a language is missing, `read_line` returns None and the
 judge reports the text as not measured, never as passed.
@@ -28,9 +33,9 @@ import unicodedata
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from imgen.world import vocab
+from imgen.world import assets, vocab
 
 LANGUAGES: dict[str, str] = {"latin": "eng", "greek": "ell", "cyrillic": "rus", "mixed": "eng+ell+rus"}
 WHITELISTS: dict[str, str] = {
@@ -43,6 +48,9 @@ INK_HEIGHTS = (40, 56)
 """Ink heights in pixels a line is scaled to before reading, tried in order."""
 PAD = 24
 TIMEOUT_S = 30
+CASE_SHAPE_IOU = 0.8
+"""Upper and lower case are one shape when their ink, scaled to one height, overlaps this much (IoU)."""
+SHAPE_HEIGHT = 48
 
 
 @lru_cache(maxsize=1)
@@ -69,11 +77,51 @@ def unavailable_reason(script: str) -> str | None:
     return None
 
 
+def _glyph_ink(letter: str) -> np.ndarray:
+    """`letter`'s ink in the world's font, cropped and scaled to SHAPE_HEIGHT rows (bool)."""
+    canvas = Image.new("L", (400, 400), 0)
+    ImageDraw.Draw(canvas).text((100, 50), letter, font=assets.font(200), fill=255)
+    ink = np.asarray(canvas) > 127
+    rows, cols = np.nonzero(ink)
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    width = max(1, round(ink.shape[1] * SHAPE_HEIGHT / ink.shape[0]))
+    scaled = Image.fromarray(ink.astype(np.uint8) * 255).resize((width, SHAPE_HEIGHT), Image.Resampling.BILINEAR)
+    return np.asarray(scaled) > 127
+
+
+def shape_overlap(a: str, b: str) -> float:
+    """IoU of two letters' ink scaled to one height and centred on each other: 1 for the same shape."""
+    inks = [_glyph_ink(a), _glyph_ink(b)]
+    width = max(ink.shape[1] for ink in inks)
+    boards = []
+    for ink in inks:
+        board = np.zeros((SHAPE_HEIGHT, width), dtype=bool)
+        left = (width - ink.shape[1]) // 2
+        board[:, left : left + ink.shape[1]] = ink
+        boards.append(board)
+    return float((boards[0] & boards[1]).sum() / max(1, (boards[0] | boards[1]).sum()))
+
+
+@lru_cache(maxsize=1)
+def case_blind_letters() -> frozenset[str]:
+    """Letters (both cases) whose upper and lower case are one shape in the world's font."""
+    blind: set[str] = set()
+    for alphabet in (vocab.LATIN, vocab.GREEK, vocab.CYRILLIC):
+        for upper in alphabet:
+            lower = upper.lower()
+            pair = upper.isupper() and lower != upper and lower in alphabet
+            if pair and shape_overlap(upper, lower) >= CASE_SHAPE_IOU:
+                blind.update((upper, lower))
+    return frozenset(blind)
+
+
 def normalise(text: str) -> str:
-    """The form readings are compared in: no accents, no spaces, case folded (final sigma included)."""
+    """The form readings are compared in: no accents, no spaces, final sigma as sigma, and the
+    case folded only where it cannot be seen (`case_blind_letters`)."""
     decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return "".join(bare.split()).casefold()
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch) and not ch.isspace())
+    blind = case_blind_letters()
+    return "".join(ch.lower() if ch in blind else ch for ch in bare).replace("ς", "σ")
 
 
 def line_image(strength: np.ndarray, ink_height: int = INK_HEIGHTS[0]) -> Image.Image:

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from imgen.eval.judge import Verdict, judge
+from imgen.eval.judge import JUDGE_VERSION, Verdict, judge
 from imgen.eval.prompts import CATEGORIES, SUITE_VERSION, EvalPrompt
 from imgen.eval.prompts import suite as suite_prompts
 from imgen.world.parser import parse
@@ -86,6 +86,7 @@ class Report:
         return {
             "suite": self.suite,
             "suite_version": self.suite_version,
+            "judge_version": JUDGE_VERSION,
             "images_per_prompt": self.images_per_prompt,
             "overall": self.overall,
             "categories": {
