@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--detail-cfg", type=float, default=SamplerConfig.detail_cfg)
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
-    pipe = load(args.model)
+    pipe = load(args.model, precision="fp32")  # figures comparable across machines
     model = pipe.generator
     base = SamplerConfig(detail_temperature=args.detail_temperature, detail_cfg=args.detail_cfg)
     prompts = [p.prompt for p in suite("quick")][: args.prompts] * args.images_per_prompt

@@ -60,7 +60,7 @@ def main() -> None:
     models = args.model or ["default"]
     start = time.perf_counter()
     source = WorldExamples(args.seed, 128, split="heldout")
-    pipes = [load(name) for name in models]
+    pipes = [load(name, precision="fp32") for name in models]  # a model's loss, not the machine's arithmetic
     masks = torch.Generator().manual_seed(args.seed)
     losses: list[list[tuple]] = [[] for _ in models]
     for first in range(0, args.scenes, args.batch_size):

@@ -177,6 +177,7 @@ def main() -> None:
         "checkpoint_sha256": pipe.sha256,
         "gemm_peak_gflops": round(peak, 1),
         "gemm_dtype": dtype,
+        "sampling_precision": pipe.precision,
         "latency_two_phase_s": round(latency, 3),
         "latency_raster_s": round(latency_raster, 3),
         "speedup_vs_raster": round(latency_raster / latency, 2),

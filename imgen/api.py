@@ -20,6 +20,7 @@ from PIL import Image
 
 from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
 from imgen.model import Generator, GPTConfig
+from imgen.precision import DTYPES, resolve_precision
 from imgen.sampler import SamplerConfig, sample_tokens
 from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
@@ -75,6 +76,8 @@ class Pipeline:
     name: str
     sha256: str
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    precision: str = "fp32"
+    """What the generator runs in: "fp32" or "bf16" (`imgen.precision`)."""
 
     @property
     def image_size(self) -> int:
@@ -144,8 +147,13 @@ def resolve_checkpoint(model: str | Path | None) -> Path:
         raise ModelUnavailableError(str(error)) from None
 
 
-def load(model: str | Path | None = None, threads: int | None = None) -> Pipeline:
-    """Load a checkpoint folder (default: the bundled one) into a ready `Pipeline`."""
+def load(model: str | Path | None = None, threads: int | None = None, precision: str = "auto") -> Pipeline:
+    """Load a checkpoint folder (default: the bundled one) into a ready `Pipeline`.
+
+    `precision` is "auto" (bf16 where the CPU multiplies bf16 natively, else
+    fp32), "fp32" or "bf16"; see `imgen.precision`.
+    """
+    chosen = resolve_precision(precision)  # a bad value fails before any file is read
     if threads:
         torch.set_num_threads(threads)
     folder = resolve_checkpoint(model)
@@ -155,4 +163,11 @@ def load(model: str | Path | None = None, threads: int | None = None) -> Pipelin
 
     digest = file_sha256(folder / GENERATOR_FILE)
     name = "default" if folder == BUNDLED else folder.name
-    return Pipeline(tokenizer=tokenizer, generator=generator, prompts=prompts, name=name, sha256=digest)
+    return Pipeline(
+        tokenizer=tokenizer,
+        generator=generator.to(DTYPES[chosen]),
+        prompts=prompts,
+        name=name,
+        sha256=digest,
+        precision=chosen,
+    )

@@ -181,15 +181,15 @@ def read_metadata(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def expected_metadata(job: Job, size: int, model: str, sha256: str) -> dict:
-    return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256)
+def expected_metadata(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> dict:
+    return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256, precision)
 
 
-def already_done(job: Job, size: int, model: str, sha256: str) -> bool | None:
+def already_done(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> bool | None:
     """True when the file exists with the same metadata; False when it exists and differs; None when absent."""
     if not job.path.exists():
         return None
-    return read_metadata(job.path) == expected_metadata(job, size, model, sha256)
+    return read_metadata(job.path) == expected_metadata(job, size, model, sha256, precision)
 
 
 def prepare_folders(jobs: Iterable[Job]) -> None:
@@ -227,11 +227,11 @@ def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
     return groups
 
 
-def job_record(result: JobResult, size: int, model: str, sha256: str) -> dict:
+def job_record(result: JobResult, size: int, model: str, sha256: str, precision: str = "fp32") -> dict:
     """The JSON line printed for one job."""
     job = result.job
     record = {"path": str(job.path), "status": result.status}
-    record.update(expected_metadata(job, size, model, sha256))
+    record.update(expected_metadata(job, size, model, sha256, precision))
     record["seconds"] = round(result.seconds, 3)
     if result.error:
         record["error"] = result.error
@@ -288,7 +288,7 @@ def run_jobs(
 
     todo = []
     for job in jobs:
-        done = already_done(job, size, pipe.name, pipe.sha256)
+        done = already_done(job, size, pipe.name, pipe.sha256, pipe.precision)
         if done:
             report(JobResult(job, "skipped"))
         elif done is False and not overwrite:
@@ -312,7 +312,7 @@ def run_jobs(
                     job.path,
                     overwrite=True,
                     text=png_text(job, size, pipe.name, pipe.sha256),
-                    metadata=expected_metadata(job, size, pipe.name, pipe.sha256),
+                    metadata=expected_metadata(job, size, pipe.name, pipe.sha256, pipe.precision),
                 )
             except OSError as error:
                 report(JobResult(job, "failed", seconds, f"cannot write {job.path}: {error.strerror or error}"))

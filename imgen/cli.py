@@ -63,6 +63,14 @@ DetailWindowOption = Annotated[
     ),
 ]
 
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Number format of the generator: auto (the default: bf16 where the CPU multiplies bf16 "
+        "natively, else fp32), fp32 or bf16."
+    ),
+]
+
 
 @world_app.command("render")
 def world_render(
@@ -154,6 +162,7 @@ def generate(
     from_image: Annotated[
         Path | None, typer.Option(help="Take prompt, seed and settings from an imgen PNG (flags given here win).")
     ] = None,
+    precision: PrecisionOption = None,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     threads: Annotated[
         int, typer.Option(help="Torch threads (0 = auto: 1 for --batch-size 1, else torch's default).", min=0)
@@ -224,6 +233,7 @@ def generate(
         detail_window=detail_window,
     )
     base_seed = seed if seed is not None else int(recorded.get("seed", 0))
+    chosen_precision = precision or (recorded.get("precision", "fp32") if recorded else "auto")
     if model is None and recorded.get("model") not in (None, "default"):
         model = recorded["model"]
     try:
@@ -237,7 +247,7 @@ def generate(
     try:
         # One image at a time is a chain of tiny matrix products: a second thread only adds
         # synchronisation, and stalls badly when other processes share the cores.
-        pipe = load(model, threads=threads or (1 if batch_size == 1 else None))
+        pipe = load(model, threads=threads or (1 if batch_size == 1 else None), precision=_precision(chosen_precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     if recorded.get("model_sha256") and recorded["model_sha256"] != pipe.sha256:
@@ -258,7 +268,7 @@ def generate(
         if terminal is not None:
             terminal.clear()
         if as_json:
-            record = job_record(result, pipe.image_size, pipe.name, pipe.sha256)
+            record = job_record(result, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif result.status == "failed":
             warn(result.error or f"{result.job.path}: failed")
@@ -307,12 +317,21 @@ def _write_one(
         typer.echo(f"{path}\tseed={record['seed']}")
 
 
-def _load_for_edit(model: str | None, threads: int):
+def _precision(value: str | None) -> str:
+    """A `--precision` value checked before any work; None is "auto"."""
+    from imgen.precision import PRECISIONS
+
+    if value is not None and value not in PRECISIONS:
+        fail(f"unknown precision {value!r}; choose one of {', '.join(PRECISIONS)}")
+    return value or "auto"
+
+
+def _load_for_edit(model: str | None, threads: int, precision: str | None):
     from imgen.api import ModelUnavailableError, load
     from imgen.checkpoints import CheckpointError
 
     try:
-        return load(model, threads=threads or 1)
+        return load(model, threads=threads or 1, precision=_precision(precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
 
@@ -349,6 +368,7 @@ def edit_command(
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
+    precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     preview: Annotated[bool, typer.Option(help="Draw the edit filling in on a terminal.")] = True,
@@ -383,7 +403,7 @@ def edit_command(
         mask_image = load_image(mask) if mask is not None else None
     except ImageInputError as error:
         fail(str(error))
-    pipe = _load_for_edit(model, threads)
+    pipe = _load_for_edit(model, threads, precision)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()
@@ -398,7 +418,7 @@ def edit_command(
         terminal.clear()
     if result.warning:
         warn(result.warning)
-    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
+    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
     record.update({"task": "edit", "source": image.name, "mask": mask.name if mask else None, "grow": grow})
     record.update({"feather": feather, "seamless": seamless})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
@@ -418,6 +438,7 @@ def restyle_command(
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
+    precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     preview: Annotated[bool, typer.Option(help="Draw the result filling in on a terminal.")] = True,
@@ -447,14 +468,14 @@ def restyle_command(
         source = load_image(reference)
     except ImageInputError as error:
         fail(str(error))
-    pipe = _load_for_edit(model, threads)
+    pipe = _load_for_edit(model, threads, precision)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()
     image = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)[0]
     if terminal is not None:
         terminal.clear()
-    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
+    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
     record.update({"task": "restyle", "reference": reference.name, "strength": strength})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
     _write_one(image, path, overwrite, as_json, record, text, time.perf_counter() - start)
@@ -492,6 +513,7 @@ def eval_command(
     ] = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
+    precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).", min=0)] = 0,
 ) -> None:
     """Benchmark prompt following on held-out world prompts, judged from pixels only.
@@ -540,7 +562,7 @@ def eval_command(
     from imgen.sampler import SamplerConfig
 
     try:
-        pipe = load(model, threads=threads or None)
+        pipe = load(model, threads=threads or None, precision=_precision(precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
 

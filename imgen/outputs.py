@@ -46,9 +46,15 @@ def parameters_text(prompt: str, sampler: SamplerConfig, seed: int, size: int, m
     )
 
 
-def image_metadata(prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str) -> dict:
-    """imgen's own JSON record: enough to regenerate the image exactly."""
-    return {
+def image_metadata(
+    prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str, precision: str = "fp32"
+) -> dict:
+    """imgen's own JSON record: enough to regenerate the image exactly.
+
+    The precision the generator ran in is recorded when it is not fp32, so
+    records of fp32 images stay as they were before bf16 sampling existed.
+    """
+    record = {
         "prompt": prompt,
         "seed": seed,
         "size": size,
@@ -56,3 +62,6 @@ def image_metadata(prompt: str, sampler: SamplerConfig, seed: int, size: int, mo
         "model": model,
         "model_sha256": sha256,
     }
+    if precision != "fp32":
+        record["precision"] = precision
+    return record

@@ -115,7 +115,12 @@ def evaluate(
         raise ValueError(f"reconstruct=True and source={source!r} ask for different images; give one of them")
     source = "reconstruction" if reconstruct else source
     sampler = sampler or SamplerConfig()
-    settings = {"source": source, "checkpoint": pipe.name, "checkpoint_sha256": pipe.sha256}
+    settings = {
+        "source": source,
+        "checkpoint": pipe.name,
+        "checkpoint_sha256": pipe.sha256,
+        "precision": pipe.precision,
+    }
     if source in ("generator", "given-coarse"):  # the sources that sample
         settings["sampler"] = asdict(sampler)
     generate = image_source(pipe, source, sampler)
