@@ -9,7 +9,7 @@ into fp32 before any sampling (`sampler.filter_logits`).
 
 An image depends on the precision it was sampled in, so a PNG made in bf16
 records it (`outputs.image_metadata`) and `generate --from-image` reuses it.
-`--precision fp32` makes the images an fp32-only machine makes.
+`--precision fp32` samples in fp32, as a CPU without bf16 does.
 """
 
 from __future__ import annotations
