@@ -1,7 +1,7 @@
 """Sampling speed on this machine: GEMM peak, latency, throughput, utilisation, cold start, memory.
 
     python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 3] [--latency-rounds 5]
-        [--windows 2,4,8]
+        [--windows 2,4,8] [--precision auto]
 
 Everything is measured in one run, so the ratios (two-phase vs raster, batch
 throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
@@ -25,13 +25,13 @@ import torch
 
 from benchmarks.common import write_result
 from imgen.api import Pipeline, load
+from imgen.precision import DTYPES
 from imgen.sampler import SamplerConfig, detail_phase_of, detail_schedule, parallel_detail_phase
-from imgen.training import bf16_supported
 
 
-def gemm_peak(size: int = 1536, repeats: int = 10) -> tuple[float, str]:
-    """GFLOP/s of a large square matrix product in the dtype sampling would use."""
-    dtype = torch.bfloat16 if bf16_supported("cpu") else torch.float32
+def gemm_peak(precision: str, size: int = 1536, repeats: int = 10) -> tuple[float, str]:
+    """GFLOP/s of a large square matrix product in the dtype sampling uses ("fp32" or "bf16")."""
+    dtype = DTYPES[precision]
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     start = time.perf_counter()
@@ -136,6 +136,7 @@ def cold_start(args: list[str]) -> tuple[float, float | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (see imgen.precision)")
     parser.add_argument("--batches", default="1,4,16,64")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed calls per batch size up to 16 (best counts); larger: one call"
@@ -144,8 +145,8 @@ def main() -> None:
     parser.add_argument("--windows", default="2,4,8", help="detail windows to time besides the default sampler")
     args = parser.parse_args()
 
-    peak, dtype = gemm_peak()
-    pipe = load(args.model)
+    pipe = load(args.model, precision=args.precision)
+    peak, dtype = gemm_peak(pipe.precision)
     two_phase, raster = SamplerConfig(), SamplerConfig(mode="raster")
 
     torch.set_num_threads(1)  # what `imgen generate` uses for one image
@@ -171,7 +172,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "x.png")
         model_args = ["--model", args.model] if args.model else []
-        generate_seconds, generate_mb = cold_start(["generate", "a red circle", "-o", out, "--no-preview", *model_args])
+        generate_seconds, generate_mb = cold_start(
+            ["generate", "a red circle", "-o", out, "--no-preview", "--precision", args.precision, *model_args]
+        )
 
     result = {
         "checkpoint_sha256": pipe.sha256,

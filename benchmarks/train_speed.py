@@ -22,9 +22,11 @@ from benchmarks.common import write_result
 from benchmarks.sample import gemm_peak
 from imgen.generator_train import GeneratorObjective, GeneratorTrainConfig, detail_rows, draw_coarse_mask
 from imgen.model import GPT_SIZES, Generator, GPTConfig
+from imgen.precision import resolve_precision
 from imgen.tokenizer.config import vq_config
 from imgen.tokenizer.model import VQTokenizer
 from imgen.tokenizer.train import TokenizerTrainConfig, reconstruction_loss, to_unit
+from imgen.training import autocast_context
 from imgen.world.dataset import WorldExamples
 
 
@@ -62,8 +64,9 @@ def generator_step(size: str, config: GeneratorTrainConfig):
     rows = detail_rows(B, config.detail_batch)
 
     def step() -> None:
-        coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
-        loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
+        with autocast_context("cpu"):  # as `imgen train` runs: bf16 where the CPU has it natively
+            coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
+            loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -80,9 +83,10 @@ def tokenizer_step(size: str, config: TokenizerTrainConfig):
     n_coarse = round(config.batch_size * config.coarse_fraction)
 
     def step() -> None:
-        rec = model.autoencode(images, n_coarse)
-        loss = reconstruction_loss(rec.full, target, config.edge_weight)
-        loss = loss + config.coarse_weight * reconstruction_loss(rec.coarse, target[:n_coarse], config.edge_weight)
+        with autocast_context("cpu"):
+            rec = model.autoencode(images, n_coarse)
+            loss = reconstruction_loss(rec.full, target, config.edge_weight)
+            loss = loss + config.coarse_weight * reconstruction_loss(rec.coarse, target[:n_coarse], config.edge_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -108,7 +112,7 @@ def main() -> None:
     parser.add_argument("--tokenizer-size", default="small")
     args = parser.parse_args()
 
-    peak, dtype = gemm_peak()
+    peak, dtype = gemm_peak(resolve_precision("auto"))  # the dtype training autocasts to
     gen_config, tok_config = GeneratorTrainConfig(), TokenizerTrainConfig()
     results = {}
     for name, (step, params), batch in (
