@@ -106,6 +106,7 @@ def restyle_case(index: int, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (see imgen.precision)")
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strength", type=float, default=0.5, help="restyle strength")
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER, help="edit's blend depth inside the mask, px")
     parser.add_argument("--no-seamless", dest="seamless", action="store_false", help="paste without border matching")
     args = parser.parse_args()
-    pipe = None if args.check else load(args.model)
+    pipe = None if args.check else load(args.model, precision=args.precision)
     start = time.perf_counter()
 
     requested, intact, changed_outside, border, interior = [], [], 0, [], []
@@ -150,6 +151,7 @@ def main() -> None:
 
     result = {
         "checkpoint": "ground truth (--check)" if pipe is None else f"{pipe.name} ({pipe.sha256[:10]})",
+        "precision": None if pipe is None else pipe.precision,
         "scenes": args.scenes,
         "edit_requested_found": round(sum(requested) / args.scenes, 3),
         "edit_unmasked_intact": round(sum(intact) / args.scenes, 3),
