@@ -1,8 +1,8 @@
 """The number format the generator samples in: bf16 where the CPU multiplies it natively, else fp32.
 
 On a CPU with avx512_bf16 or AMX a bf16 matrix product runs at more than twice
-the fp32 rate, and sampling a batch of 16 images ran 1.8x faster in bf16 than
-in fp32 on such a machine (README, Speed). Without those instructions bf16 is
+the fp32 rate, and sampling a batch of 16 images ran 1.3-1.6x faster in bf16
+than in fp32 on such a machine (README, Speed). Without those instructions bf16 is
 emulated and slower than fp32, so "auto" keeps fp32 there. Only the generator
 changes format: the image tokenizer decodes in fp32, and logits are turned
 into fp32 before any sampling (`sampler.filter_logits`).
