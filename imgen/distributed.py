@@ -75,6 +75,9 @@ def joined() -> Iterator[Rank]:
     rank = setup()
     try:
         yield rank
+        # Leave together after a normal end: a gloo rank whose peer tears the group down
+        # first can abort ("terminate called without an active exception") after finishing.
+        barrier(rank)
     finally:
         teardown(rank)
 
