@@ -318,12 +318,13 @@ def _write_one(
 
 
 def _precision(value: str | None) -> str:
-    """A `--precision` value checked before any work; None is "auto"."""
-    from imgen.precision import PRECISIONS
+    """A `--precision` value checked before any work (None is "auto"); an unknown one fails."""
+    from imgen.precision import resolve_precision
 
-    if value is not None and value not in PRECISIONS:
-        fail(f"unknown precision {value!r}; choose one of {', '.join(PRECISIONS)}")
-    return value or "auto"
+    try:
+        return resolve_precision(value or "auto")
+    except ValueError as error:
+        fail(str(error))
 
 
 def _load_for_edit(model: str | None, threads: int, precision: str | None):
