@@ -16,13 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from PIL import Image
-
 from imgen.outputs import image_metadata, output_path, parameters_text
+from imgen.recipe import read_metadata
 from imgen.sampler import SamplerConfig
 
 if TYPE_CHECKING:
@@ -165,22 +164,6 @@ def distributed_rank() -> tuple[int, int]:
         return 0, 1
 
 
-def read_metadata(path: Path) -> dict | None:
-    """imgen's JSON record of a PNG, or None when the file is not an imgen PNG."""
-    try:
-        with Image.open(path) as image:
-            raw = image.info.get("imgen") if image.format == "PNG" else None
-    except (OSError, SyntaxError, ValueError):
-        return None
-    if raw is None:
-        return None
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def expected_metadata(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> dict:
     return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256, precision)
 
@@ -240,22 +223,6 @@ def job_record(result: JobResult, size: int, model: str, sha256: str, precision:
 
 def png_text(job: Job, size: int, model: str, sha256: str) -> dict[str, str]:
     return {"parameters": parameters_text(job.prompt, job.sampler, job.seed, size, model, sha256)}
-
-
-def sampler_from_metadata(record: dict) -> SamplerConfig:
-    """The sampler settings an imgen PNG records (unknown keys ignored, missing ones default).
-
-    Images from before `detail_cfg` and `detail_temperature` existed used one
-    guidance scale and one temperature for both phases, so a record without
-    them takes its `cfg` and `temperature`.
-    """
-    known = asdict(SamplerConfig())
-    values = {k: v for k, v in (record.get("sampler") or {}).items() if k in known}
-    if "cfg" in values and "detail_cfg" not in values:
-        values["detail_cfg"] = values["cfg"]
-    if "temperature" in values and "detail_temperature" not in values:
-        values["detail_temperature"] = values["temperature"]
-    return SamplerConfig(**values)
 
 
 ResultCallback = Callable[[JobResult], None]

@@ -197,31 +197,30 @@ def generate(
         job_record,
         plan_jobs,
         prepare_folders,
-        read_metadata,
         read_prompt_file,
         run_jobs,
-        sampler_from_metadata,
         shard,
     )
     from imgen.checkpoints import CheckpointError
     from imgen.preview import TerminalPreview
+    from imgen.recipe import NotAnImgenImage, recipe_from_image
 
-    recorded: dict = {}
+    recipe = None
     if from_image is not None:
-        recorded = read_metadata(from_image) or {}
-        if not recorded:
-            fail(f"{from_image}: not a PNG written by imgen (no imgen metadata)")
+        try:
+            recipe = recipe_from_image(from_image)
+        except NotAnImgenImage as error:
+            fail(str(error))
     if prompt is not None and prompts_file is not None:
         fail("give a prompt or --prompts, not both")
     if prompt is None and prompts_file is None:
-        prompt = recorded.get("prompt")
+        prompt = recipe.prompt if recipe is not None else None
         if prompt is None:
             fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
     if prompt is not None and not prompt.strip():
         fail("the prompt is empty")
-    base = sampler_from_metadata(recorded) if recorded else _default_sampler()
     settings = _with_options(
-        base,
+        recipe.sampler if recipe is not None else _default_sampler(),
         cfg=cfg,
         detail_cfg=detail_cfg,
         temperature=temperature,
@@ -232,10 +231,10 @@ def generate(
         mode=sampler,
         detail_window=detail_window,
     )
-    base_seed = seed if seed is not None else int(recorded.get("seed", 0))
-    chosen_precision = precision or (recorded.get("precision", "fp32") if recorded else "auto")
-    if model is None and recorded.get("model") not in (None, "default"):
-        model = recorded["model"]
+    base_seed = seed if seed is not None else (recipe.seed if recipe is not None else 0)
+    chosen_precision = precision or (recipe.precision if recipe is not None else "auto")
+    if model is None and recipe is not None:
+        model = recipe.model
     try:
         lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(prompt or "")]
         jobs = plan_jobs(lines, base_seed, settings, output, out_dir, count)
@@ -250,7 +249,7 @@ def generate(
         pipe = load(model, threads=threads or (1 if batch_size == 1 else None), precision=_precision(chosen_precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    if recorded.get("model_sha256") and recorded["model_sha256"] != pipe.sha256:
+    if recipe is not None and recipe.model_sha256 and recipe.model_sha256 != pipe.sha256:
         warn(f"{from_image} was made with another checkpoint; the image will differ")
     for line in lines:
         unknown = pipe.unknown_words(line.prompt)
@@ -361,7 +360,7 @@ def edit_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the edit.")] = 0,
     grow: Annotated[int, typer.Option(help="Also free the tokens this many px around the mask.", min=0)] = 0,
-    feather: Annotated[int, typer.Option(help="Soften the blend this many px inside the mask.", min=0)] = 3,
+    feather: Annotated[int, typer.Option(help="Soften the blend this many px inside the mask.", min=0)] = 6,
     seamless: Annotated[
         bool, typer.Option(help="Shift the new pixels smoothly to meet the kept ones at the border (no seam).")
     ] = True,
@@ -606,7 +605,7 @@ def info(image: Annotated[Path, typer.Argument(help="A PNG written by imgen.")])
     """
     import json
 
-    from imgen.batch import read_metadata
+    from imgen.recipe import read_metadata
 
     if not image.is_file():
         fail(f"{image}: no such file")

@@ -47,7 +47,7 @@ ImageLike = Image.Image | str | os.PathLike
 
 WHOLE_IMAGE_WARNING = "the mask covers the whole image: nothing is kept, this is a new image from the prompt"
 
-DEFAULT_FEATHER = 3  # px; with seamless compositing this takes the border step below the image's own
+DEFAULT_FEATHER = 6  # px; the border step falls as 1/(feather+1): 3 px left it above the image's own, 6 px below
 
 
 @dataclass

@@ -18,11 +18,10 @@ from imgen.batch import (
     PromptFileError,
     PromptLine,
     plan_jobs,
-    read_metadata,
     read_prompt_lines,
-    sampler_from_metadata,
     shard,
 )
+from imgen.recipe import read_metadata, sampler_from_metadata
 from imgen.sampler import SamplerConfig
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}

@@ -12,7 +12,7 @@ import torch
 
 from imgen import precision
 from imgen.api import load
-from imgen.batch import read_metadata
+from imgen.recipe import read_metadata
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

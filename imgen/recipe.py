@@ -1,0 +1,88 @@
+"""What an imgen PNG records, read back as the settings that made it: its recipe.
+
+Why a module of its own: `imgen generate --from-image`, `imgen info`, batch
+resume and the Python API all read the same JSON record, and old records need
+one reading everywhere: images from before the detail phase had its own
+guidance and temperature used the coarse phase's for both, and images from
+before bf16 sampling record no precision because they were all fp32.
+
+    from imgen import load, recipe_from_image
+
+    recipe = recipe_from_image("out/a-red-circle-s0.png")
+    pipe = load(recipe.model, precision=recipe.precision)
+    image = pipe.generate(recipe.prompt, seed=recipe.seed, sampler=recipe.sampler)[0]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from PIL import Image
+
+from imgen.sampler import SamplerConfig
+
+
+class NotAnImgenImage(ValueError):
+    """The file is not a PNG with imgen's record (another program's image, or not an image)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The settings an imgen PNG was made with; generating them again gives the same pixels."""
+
+    prompt: str | None
+    seed: int
+    sampler: SamplerConfig
+    precision: str  # "fp32" or "bf16"
+    model: str | None  # the checkpoint's recorded name (a folder's name, not its path); None: the bundled default
+    model_sha256: str | None  # the checkpoint's digest, to tell whether `model` still is that file
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """imgen's JSON record of a PNG, or None when the file is not an imgen PNG."""
+    try:
+        with Image.open(path) as image:
+            raw = image.info.get("imgen") if image.format == "PNG" else None
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def sampler_from_metadata(record: dict) -> SamplerConfig:
+    """The sampler settings an imgen PNG records (unknown keys ignored, missing ones default).
+
+    Images from before `detail_cfg` and `detail_temperature` existed used one
+    guidance scale and one temperature for both phases, so a record without
+    them takes its `cfg` and `temperature`.
+    """
+    known = asdict(SamplerConfig())
+    values = {k: v for k, v in (record.get("sampler") or {}).items() if k in known}
+    if "cfg" in values and "detail_cfg" not in values:
+        values["detail_cfg"] = values["cfg"]
+    if "temperature" in values and "detail_temperature" not in values:
+        values["detail_temperature"] = values["temperature"]
+    return SamplerConfig(**values)
+
+
+def recipe_from_image(path: str | os.PathLike) -> Recipe:
+    """The recipe recorded in an imgen PNG; `NotAnImgenImage` when it has none."""
+    record = read_metadata(path)
+    if not record:
+        raise NotAnImgenImage(f"{path}: not a PNG written by imgen (no imgen metadata)")
+    model = record.get("model")
+    return Recipe(
+        prompt=record.get("prompt"),
+        seed=int(record.get("seed", 0)),
+        sampler=sampler_from_metadata(record),
+        precision=record.get("precision", "fp32"),
+        model=None if model in (None, "default") else str(model),
+        model_sha256=record.get("model_sha256"),
+    )

@@ -1,0 +1,53 @@
+"""The top-level Python API: `from imgen import load, edit, restyle, recipe_from_image`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import imgen
+from tests.test_batch import imgen as run_imgen
+
+
+def test_importing_imgen_does_not_import_torch_until_a_name_is_used():
+    code = (
+        "import sys, imgen; before = 'torch' in sys.modules; "
+        "from imgen import load; print(before, 'torch' in sys.modules, callable(load))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True"]
+
+
+def test_every_public_name_resolves_and_unknown_names_fail():
+    for name in imgen.__all__:
+        assert getattr(imgen, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        _ = imgen.nonsense
+
+
+def test_a_recipe_read_from_a_png_regenerates_its_pixels_through_the_api(tmp_path: Path, tiny_checkpoint: Path):
+    model = str(tiny_checkpoint)
+    run_imgen("generate", "two red stars", "--seed", "7", "--cfg", "2.5", "-o", "x.png", "--model", model,
+              "--precision", "fp32", cwd=tmp_path)  # fmt: skip
+    recipe = imgen.recipe_from_image(tmp_path / "x.png")
+    assert (recipe.prompt, recipe.seed, recipe.sampler.cfg, recipe.precision) == ("two red stars", 7, 2.5, "fp32")
+    assert recipe.model == tiny_checkpoint.name and recipe.model_sha256  # a folder is recorded by its name
+
+    pipe = imgen.load(model, precision=recipe.precision)
+    assert pipe.sha256 == recipe.model_sha256
+    again = pipe.generate(recipe.prompt, seed=recipe.seed, sampler=recipe.sampler)[0]
+    with Image.open(tmp_path / "x.png") as original:
+        assert np.array_equal(np.asarray(again.convert("RGB")), np.asarray(original.convert("RGB")))
+
+
+def test_a_png_without_imgen_metadata_has_no_recipe(tmp_path: Path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    (tmp_path / "text.png").write_text("not an image")
+    for name in ("plain.png", "text.png", "missing.png"):
+        with pytest.raises(imgen.NotAnImgenImage, match="not a PNG written by imgen"):
+            imgen.recipe_from_image(tmp_path / name)
