@@ -8,6 +8,10 @@ the tokenizer's encoding of the generator's batches are measured apart, as
 `data_s` per generator step). FLOPs are counted by PyTorch's own
 `FlopCounterMode` over one forward + backward, so utilisation = counted FLOPs
 per second / the large-GEMM peak measured in the same run.
+
+The generator is also timed with the fused attention kernel
+(`F.scaled_dot_product_attention`) in place of the explicit attention that
+training uses (`imgen.model.explicit_attention`), and the ratio reported.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.common import write_result
 from benchmarks.sample import gemm_peak
 from imgen.generator_train import GeneratorObjective, GeneratorTrainConfig, detail_rows, draw_coarse_mask
-from imgen.model import GPT_SIZES, Generator, GPTConfig
+from imgen.model import GPT_SIZES, Attention, Generator, GPTConfig
 from imgen.precision import resolve_precision
 from imgen.tokenizer.config import vq_config
 from imgen.tokenizer.model import VQTokenizer
@@ -129,7 +133,14 @@ def main() -> None:
             "gflops": round(flops / seconds / 1e9, 1),
             "fraction_of_gemm_peak": round(flops / seconds / 1e9 / peak, 3),
         }
-    results["generator"]["data_s"] = round(data_seconds(gen_config), 3)
+    Attention.explicit_when_training = False
+    step, _ = generator_step(args.generator_size, gen_config)
+    _, fused_seconds = _timed(step, args.steps)
+    Attention.explicit_when_training = True
+    generator = results["generator"]
+    generator["step_s_fused_attention"] = round(fused_seconds, 3)
+    generator["speedup_explicit_vs_fused_attention"] = round(fused_seconds / generator["step_s"], 2)
+    generator["data_s"] = round(data_seconds(gen_config), 3)
     result = {
         "gemm_peak_gflops": round(peak, 1),
         "gemm_dtype": dtype,
@@ -141,7 +152,8 @@ def main() -> None:
     g, t = results["generator"], results["tokenizer"]
     print(
         f"generator {g['samples_per_s']} samples/s ({g['fraction_of_gemm_peak']:.0%} of {peak:.0f} GFLOP/s), "
-        f"tokenizer {t['samples_per_s']} images/s ({t['fraction_of_gemm_peak']:.0%}) -> {path}"
+        f"tokenizer {t['samples_per_s']} images/s ({t['fraction_of_gemm_peak']:.0%}); explicit attention "
+        f"{g['speedup_explicit_vs_fused_attention']}x the fused kernel's speed -> {path}"
     )
 
 

@@ -43,6 +43,25 @@ def test_cached_detail_decoding_matches_the_full_forward_pass():
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_training_attention_gives_the_fused_kernels_outputs_and_gradients():
+    """Training runs explicit attention (a faster backward on CPU); it must compute what the fused kernel does."""
+    text, coarse, detail = _inputs()
+    masked = coarse.clone()
+    masked[:, ::3] = CONFIG.mask_id
+    results = []
+    for train in (True, False):
+        model = _model().train(train)
+        coarse_logits, detail_logits = model(text, masked, coarse, detail)
+        (coarse_logits.square().mean() + detail_logits.square().mean()).backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        results.append((coarse_logits.detach(), detail_logits.detach(), grads))
+    (c1, d1, g1), (c2, d2, g2) = results
+    torch.testing.assert_close(c1, c2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(d1, d2, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_coarse_phase_logits_match_the_training_forward():
     model = _model()
     text, coarse, detail = _inputs()
