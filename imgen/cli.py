@@ -747,6 +747,9 @@ def train_generator_command(
     size: Annotated[
         str, typer.Option(help="Model size when starting from scratch: tiny, small, base or large.")
     ] = "small",
+    layers: Annotated[
+        int, typer.Option(min=0, help="With --init: grow the checkpoint to this many blocks (outputs unchanged).")
+    ] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per step (global, over all processes).")] = 32,
     detail_batch: Annotated[int, typer.Option(min=1, help="Of those, how many also train the detail loss.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
@@ -768,6 +771,8 @@ def train_generator_command(
 
       imgen train generator --data my_icons/ --init default --out runs/icons --max-minutes 30
 
+      imgen train generator --init default --layers 8 --out runs/deeper --max-minutes 90
+
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """
     from imgen.generator_train import GeneratorTrainConfig, train_generator
@@ -780,6 +785,8 @@ def train_generator_command(
         fail(f"{run.tokenizer}: no such tokenizer checkpoint")
     if not run.tokenizer and not run.init:
         fail("give the image tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
+    if run.layers and not run.init:
+        fail("--layers grows a trained checkpoint: give it with --init (from scratch, --size sets the depth)")
     if run.data != "world" and not Path(run.data).is_dir():
         fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
     _run_training(train_generator, run)

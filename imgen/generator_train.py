@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
 from imgen.checkpoints import load_tokenizer
 from imgen.distributed import Rank, all_sum, any_rank, joined
+from imgen.growth import deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.training import (
@@ -76,6 +77,7 @@ class GeneratorTrainConfig:
     init: str = ""  # a checkpoint (name in weights.lock or folder) to fine-tune; empty: from scratch
     out_dir: str = "runs/generator"
     size: str = "small"
+    layers: int = 0  # with `init`: grow the checkpoint to this many blocks, outputs unchanged (imgen.growth); 0: keep
     batch_size: int = 32  # global: split over torchrun processes
     detail_batch: int = 8  # examples of each batch that also train the (4x longer) detail pass
     lr: float = 6e-4
@@ -257,6 +259,9 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         model, prompts, _ = load_generator(final / GENERATOR_FILE)
     elif init_folder is not None:
         model, prompts, _ = load_generator(init_folder / GENERATOR_FILE)
+        if config.layers:
+            model = deepen(model, config.layers)
+            report({"event": "grown", "layers": config.layers})
     else:
         vocabulary = captions if captions is not None else world_captions(config)
         model, prompts = initial_model(config, tokenizer.config, vocabulary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from imgen.api import GENERATOR_FILE, load_generator
 from imgen.generator_train import GeneratorTrainConfig, detail_rows, draw_coarse_mask, train_generator
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
@@ -177,3 +179,23 @@ def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_
     )
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "x.png").is_file()
+
+
+def test_a_checkpoint_grown_deeper_starts_from_its_own_loss_and_saves_the_new_depth(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    base = dataclasses.replace(
+        tiny_config(tmp_path, tiny_checkpoint, "same"), tokenizer="", init=str(tiny_checkpoint), max_steps=2
+    )
+    layers = load_generator(tiny_checkpoint / GENERATOR_FILE)[0].config.n_layers + 2
+    train_generator(base)
+    train_generator(dataclasses.replace(base, out_dir=str(tmp_path / "deeper"), layers=layers))
+
+    # The first loss is computed before any update: growing must not have changed it.
+    assert losses(tmp_path / "deeper")[1] == pytest.approx(losses(tmp_path / "same")[1], rel=1e-6)
+    grown, _, _ = load_generator(tmp_path / "deeper" / "checkpoint" / GENERATOR_FILE)
+    assert grown.config.n_layers == layers
+
+    tokenizer = str(tiny_checkpoint / "tokenizer.safetensors")
+    refused = imgen("train", "generator", "--tokenizer", tokenizer, "--layers", "4", "--out", "x", cwd=tmp_path)
+    assert refused.returncode == 2 and "--init" in refused.stderr

@@ -1,0 +1,54 @@
+"""Grow a trained generator deeper without changing what it computes.
+
+Why: a checkpoint trained for many CPU-hours holds what a larger model would
+have to learn again from scratch. Inserting transformer blocks whose residual
+branches start at exactly zero (the output projections of attention and MLP are
+zero) leaves every logit unchanged, so training continues from the same loss
+with more capacity (function-preserving growth, as in Net2Net's deeper nets).
+The new blocks' output projections get gradients at once; their inner weights
+follow as soon as those projections move away from zero.
+
+The new blocks are spread between the old ones rather than stacked at the end,
+so every stage of the network gains depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from imgen.model import Block, Generator
+
+
+def old_block_positions(old_layers: int, new_layers: int) -> list[int]:
+    """Where each old block goes in the deeper stack (increasing, first at 0); the other places get new blocks."""
+    return [i * new_layers // old_layers for i in range(old_layers)]
+
+
+def identity_block(block: Block) -> Block:
+    """`block` with its residual branches switched off: attention and MLP output projections at zero."""
+    with torch.no_grad():
+        for linear in (block.attn.proj, block.mlp[2]):
+            linear.weight.zero_()
+            linear.bias.zero_()
+    return block
+
+
+def deepen(model: Generator, layers: int) -> Generator:
+    """A copy of `model` with `layers` transformer blocks that gives the same outputs (see the module docstring)."""
+    old = model.config.n_layers
+    if layers < old:
+        raise ValueError(f"cannot grow a {old}-layer generator to {layers} layers; give at least {old}")
+    grown = Generator(replace(model.config, n_layers=layers))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    loaded = grown.load_state_dict(state, strict=False)
+    if loaded.unexpected_keys or not all(key.startswith("blocks.") for key in loaded.missing_keys):
+        raise ValueError(f"generator layout changed: {loaded}")  # every tensor but the blocks' must carry over
+    places = old_block_positions(old, layers)
+    for index in range(layers):
+        if index in places:
+            grown.blocks[index].load_state_dict(model.blocks[places.index(index)].state_dict())
+        else:
+            identity_block(grown.blocks[index])
+    return grown.train(model.training)

@@ -1,0 +1,68 @@
+"""Growing a trained generator deeper: same outputs, more blocks, and the new blocks learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgen.growth import deepen, old_block_positions
+from imgen.model import Generator, GPTConfig
+
+CONFIG = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40, text_len=6, d_model=32, n_layers=3, n_heads=4)
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    text = torch.randint(1, 50, (2, 6), generator=g)
+    coarse = torch.randint(0, 30, (2, 64), generator=g)
+    masked = coarse.masked_fill(torch.rand(2, 64, generator=g) < 0.5, CONFIG.mask_id)
+    detail = torch.randint(0, 40, (2, 256), generator=g)
+    return text, masked, coarse, detail
+
+
+def _trained_looking_model() -> Generator:
+    """Random weights everywhere (no zero output projections), so identity blocks are the only zeros."""
+    torch.manual_seed(0)
+    model = Generator(CONFIG).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model
+
+
+def test_a_deeper_copy_computes_exactly_the_same_logits():
+    model = _trained_looking_model()
+    grown = deepen(model, 5)
+    assert grown.config.n_layers == 5 and len(grown.blocks) == 5
+    with torch.no_grad():
+        before, after = model(*_inputs()), grown(*_inputs())
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_old_blocks_keep_their_order_and_new_ones_sit_between_them():
+    assert old_block_positions(6, 8) == [0, 1, 2, 4, 5, 6]
+    assert old_block_positions(3, 3) == [0, 1, 2]
+    model = _trained_looking_model()
+    grown = deepen(model, 5)
+    for old_index, new_index in enumerate(old_block_positions(3, 5)):
+        assert torch.equal(grown.blocks[new_index].mlp[0].weight, model.blocks[old_index].mlp[0].weight)
+
+
+def test_the_new_blocks_get_gradients_and_start_to_change_the_output():
+    model = deepen(_trained_looking_model(), 5).train()
+    new = [i for i in range(5) if i not in old_block_positions(3, 5)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    coarse_logits, detail_logits = model(*_inputs())
+    (coarse_logits.square().mean() + detail_logits.square().mean()).backward()
+    for index in new:
+        assert model.blocks[index].mlp[2].weight.grad.abs().sum() > 0
+        assert model.blocks[index].attn.proj.weight.grad.abs().sum() > 0
+    optimizer.step()
+    for index in new:
+        assert model.blocks[index].mlp[2].weight.abs().sum() > 0
+
+
+def test_growing_to_fewer_layers_is_refused():
+    with pytest.raises(ValueError, match="at least 3"):
+        deepen(_trained_looking_model(), 2)
