@@ -7,6 +7,9 @@ Everything is measured in one run, so the ratios (two-phase vs raster, batch
 throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
 products and attention of every forward pass the sampler makes (guidance
 doubles the batch), divided by wall time: that is the utilisation figure.
+Where the batch-16 time goes is timed phase by phase (prompt encoding, coarse
+phase, detail phase, decoding to pixels), each with its own FLOPs, so the
+utilisation of each phase shows which one holds the total back.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ import torch
 from benchmarks.common import write_result
 from imgen.api import Pipeline, load
 from imgen.precision import DTYPES
-from imgen.sampler import SamplerConfig, detail_phase_of, detail_schedule, parallel_detail_phase
+from imgen.sampler import (
+    SamplerConfig,
+    coarse_phase,
+    detail_phase_of,
+    detail_schedule,
+    make_generators,
+    parallel_detail_phase,
+    prompt_cache,
+)
 
 
 def gemm_peak(precision: str, size: int = 1536, repeats: int = 10) -> tuple[float, str]:
@@ -42,7 +53,12 @@ def gemm_peak(precision: str, size: int = 1536, repeats: int = 10) -> tuple[floa
 
 
 def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
-    """FLOPs of the generator's forward passes for one image (matmuls + attention), as the sampler runs them.
+    """FLOPs of the generator's forward passes for one image (matmuls + attention), as the sampler runs them."""
+    return sum(phase_flops(pipe, config).values())
+
+
+def phase_flops(pipe: Pipeline, config: SamplerConfig) -> dict[str, float]:
+    """`forward_flops` split into the prompt encoding, the coarse phase and the detail phase (for one image).
 
     The transformer body runs on the guidance-doubled batch (in the detail
     phase only when it is guided); the heads run once per image (guidance mixes
@@ -57,9 +73,7 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     # The prompt and coarse phase always run prompt and empty-prompt rows; the detail phase does only when guided.
     coarse_rows, detail_rows = 2, 1 if config.detail_cfg == 1.0 else 2
     passes = config.coarse_steps if config.mode == "two-phase" else C
-    coarse_tokens = T + passes * C  # prompt, coarse passes
     detail_tokens = (C + 1) + (D - 1)  # detail prefill, detail steps
-    coarse_pairs = T * T + passes * C * (T + C)  # (query, key) pairs of attention
     detail_pairs = (C + 1) * (T + C + 1)
     if detail_phase_of(pipe.generator, config) is parallel_detail_phase:
         for positions in detail_schedule(g.detail_grid, config.detail_window)[1:]:
@@ -67,10 +81,33 @@ def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     else:
         detail_pairs += sum(T + C + 1 + j for j in range(1, D))
     attention = 4 * d * layers  # QK^T and AV: 2 * 2 * d per pair and layer
-    body = coarse_rows * (per_token * coarse_tokens + attention * coarse_pairs)
-    body += detail_rows * (per_token * detail_tokens + attention * detail_pairs)
-    heads = 2 * d * (passes * C * g.coarse_vocab + D * g.detail_vocab)
-    return body + heads
+    return {
+        "prompt": coarse_rows * (per_token * T + attention * T * T),
+        "coarse": coarse_rows * passes * C * (per_token + attention * (T + C)) + 2 * d * passes * C * g.coarse_vocab,
+        "detail": detail_rows * (per_token * detail_tokens + attention * detail_pairs) + 2 * d * D * g.detail_vocab,
+    }
+
+
+def phase_seconds(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> dict[str, float]:
+    """Best-of-`repeats` seconds of each phase of one `batch`-image call of the default two-phase sampler."""
+    model, prompts = pipe.generator, ["three red stars above a blue square"] * batch
+    text, null = pipe.text_ids(prompts)
+    best: dict[str, float] = {}
+    for r in range(repeats + 1):  # the first round warms up
+        generators = make_generators([r * batch + i for i in range(batch)])
+        marks = [time.perf_counter()]
+        cache = prompt_cache(model, text, null)
+        marks.append(time.perf_counter())
+        coarse = coarse_phase(model, text, null, config, generators, cache=cache)
+        marks.append(time.perf_counter())
+        detail = parallel_detail_phase(model, text, null, coarse, config, generators, cache=cache)
+        marks.append(time.perf_counter())
+        pipe.decode(coarse, detail)
+        marks.append(time.perf_counter())
+        if r > 0:
+            for name, start, end in zip(("prompt", "coarse", "detail", "decode"), marks, marks[1:], strict=False):
+                best[name] = min(best.get(name, float("inf")), end - start)
+    return best
 
 
 def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> float:
@@ -168,6 +205,16 @@ def main() -> None:
             "process_peak_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
 
+    # Where the batch-16 time goes: seconds and utilisation of each phase (decoding: convolutions, not counted).
+    flops = phase_flops(pipe, two_phase)
+    phases = {
+        name: {
+            "seconds": round(seconds, 4),
+            "fraction_of_gemm_peak": round(flops[name] * 16 / seconds / 1e9 / peak, 3) if name in flops else None,
+        }
+        for name, seconds in phase_seconds(pipe, 16, two_phase, args.repeats).items()
+    }
+
     help_seconds, _ = cold_start(["--help"])
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "x.png")
@@ -188,6 +235,7 @@ def main() -> None:
         "latency_by_detail_window_s": by_window,
         "speedup_by_detail_window": {w: round(latency_raster / s, 2) for w, s in by_window.items()},
         "throughput": throughput,
+        "phases_at_batch_16": phases,
         "cold_help_s": round(help_seconds, 3),
         "cold_generate_s": round(generate_seconds, 3),
         "cold_generate_peak_mb": None if generate_mb is None else round(generate_mb, 1),
@@ -195,9 +243,11 @@ def main() -> None:
         "threads": {"latency": 1, "throughput": torch.get_num_threads()},
     }
     path = write_result("sample", result)
+    phase_summary = ", ".join(f"{name} {phase['seconds']:.3f} s" for name, phase in phases.items())
     print(
         f"two-phase {latency:.3f} s vs raster {latency_raster:.3f} s ({latency_raster / latency:.1f}x); "
-        f"batch 16 {throughput.get('16', {}).get('images_per_s')} img/s; "
+        f"batch 16 {throughput.get('16', {}).get('images_per_s')} img/s "
+        f"({phase_summary}); "
         f"cold generate {generate_seconds:.2f} s; --help {help_seconds:.2f} s -> {path}"
     )
 
