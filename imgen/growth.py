@@ -45,10 +45,10 @@ def deepen(model: Generator, layers: int) -> Generator:
     loaded = grown.load_state_dict(state, strict=False)
     if loaded.unexpected_keys or not all(key.startswith("blocks.") for key in loaded.missing_keys):
         raise ValueError(f"generator layout changed: {loaded}")  # every tensor but the blocks' must carry over
-    places = old_block_positions(old, layers)
-    for index in range(layers):
-        if index in places:
-            grown.blocks[index].load_state_dict(model.blocks[places.index(index)].state_dict())
+    old_at = {place: index for index, place in enumerate(old_block_positions(old, layers))}  # new place -> old block
+    for place, block in enumerate(grown.blocks):
+        if place in old_at:
+            block.load_state_dict(model.blocks[old_at[place]].state_dict())
         else:
-            identity_block(grown.blocks[index])
+            identity_block(block)
     return grown.train(model.training)
