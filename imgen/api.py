@@ -22,6 +22,7 @@ from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
 from imgen.model import Generator, GPTConfig
 from imgen.precision import DTYPES, resolve_precision
 from imgen.sampler import SamplerConfig, sample_tokens
+from imgen.shards import run_sharded
 from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
 
@@ -111,7 +112,11 @@ class Pipeline:
         seeds: list[int] | None = None,
         callback: PreviewCallback | None = None,
     ) -> list[Image.Image]:
-        """One image per prompt; prompt i uses seed `seed + i` unless `seeds` are given."""
+        """One image per prompt; prompt i uses seed `seed + i` unless `seeds` are given.
+
+        Without a callback, a batch is split over torch's threads, one shard
+        each (`imgen.shards`); the images are the same either way.
+        """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             return []
@@ -129,7 +134,15 @@ class Pipeline:
                 else:
                     callback(phase, step, total, self.decode(coarse, detail.clamp_min(0)))
 
-        coarse, detail = sample_tokens(self.generator, text, null, sampler or self.sampler, seeds, callback=progress)
+        config = sampler or self.sampler
+        if progress is None:  # a batch without a preview runs as one shard per core (`imgen.shards`)
+
+            def shard(start: int, end: int) -> list[Image.Image]:
+                coarse, detail = sample_tokens(self.generator, text[start:end], null, config, seeds[start:end])
+                return self.decode(coarse, detail)
+
+            return run_sharded(shard, len(prompts))
+        coarse, detail = sample_tokens(self.generator, text, null, config, seeds, callback=progress)
         return self.decode(coarse, detail)
 
 

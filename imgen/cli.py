@@ -25,6 +25,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+AUTO_BATCH_SIZE = 8  # images per call when --batch-size is 0: enough to keep two cores busy, one shard each
+
 world_app = typer.Typer(
     help="The procedural world imgen is trained and judged on.\n\n"
     'Examples:\n\n  imgen world render "three red stars above a dog" -o gt.png --seed 1\n\n'
@@ -149,7 +151,10 @@ def generate(
     out_dir: Annotated[Path | None, typer.Option(help="Folder for the images (created if missing).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
     count: Annotated[int, typer.Option("-n", "--count", help="Images per prompt.", min=1, max=1000)] = 1,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass (never changes an image).", min=1)] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option(help="Images per call, split over the cores (never changes an image); 0 = auto: up to 8.", min=0),
+    ] = 0,
     cfg: CfgOption = None,
     detail_cfg: DetailCfgOption = None,
     temperature: TemperatureOption = None,
@@ -243,9 +248,11 @@ def generate(
         fail(str(error))
     rank, world = distributed_rank()
     jobs = shard(jobs, rank, world)
+    batch_size = batch_size or max(1, min(AUTO_BATCH_SIZE, len(jobs)))
     try:
         # One image at a time is a chain of tiny matrix products: a second thread only adds
-        # synchronisation, and stalls badly when other processes share the cores.
+        # synchronisation, and stalls badly when other processes share the cores. A larger
+        # batch is split over the threads, one shard each (`imgen.shards`).
         pipe = load(model, threads=threads or (1 if batch_size == 1 else None), precision=_precision(chosen_precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)

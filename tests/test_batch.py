@@ -113,6 +113,18 @@ def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, t
         assert again.read_bytes() == file.read_bytes()
 
 
+def test_several_images_by_default_share_the_cores_and_match_images_made_one_at_a_time(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    model = str(tiny_checkpoint)
+    common = ["generate", "a red circle", "-n", "5", "--seed", "3", "--model", model]
+    imgen(*common, "--threads", "2", "--out-dir", "auto", cwd=tmp_path)  # batch of 5, two shards
+    imgen(*common, "--batch-size", "1", "--out-dir", "single", cwd=tmp_path)
+    auto, single = sorted((tmp_path / "auto").iterdir()), sorted((tmp_path / "single").iterdir())
+    assert [f.name for f in auto] == [f.name for f in single] and len(auto) == 5
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(auto, single, strict=True))
+
+
 def test_an_existing_file_with_other_settings_is_not_overwritten(tmp_path: Path, tiny_checkpoint: Path):
     model = str(tiny_checkpoint)
     imgen("generate", "a red circle", "-o", "x.png", "--model", model, cwd=tmp_path)
