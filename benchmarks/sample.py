@@ -137,16 +137,32 @@ def phase_seconds(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: in
     return best
 
 
-def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int) -> float:
+def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int, shards: int | None = None) -> float:
     """Best-of-`repeats` seconds for one call producing `batch` images (decoding to pixels included)."""
     prompts = ["three red stars above a blue square"] * batch
-    pipe.generate(prompts, sampler=config, seeds=list(range(batch)))  # warm, at this batch's shapes
+    pipe.generate(prompts, sampler=config, seeds=list(range(batch)), shards=shards)  # warm, at this batch's shapes
     best = float("inf")
     for r in range(repeats):
         start = time.perf_counter()
-        pipe.generate(prompts, sampler=config, seeds=[r * batch + i for i in range(batch)])
+        pipe.generate(prompts, sampler=config, seeds=[r * batch + i for i in range(batch)], shards=shards)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def sharding_gain(pipe: Pipeline, batch: int, config: SamplerConfig, rounds: int) -> dict[str, float]:
+    """Images/s of one `batch` call run whole (all threads on each operation) and as one shard per thread.
+
+    Interleaved, best of `rounds` each, so the ratio is measured under the same conditions.
+    """
+    best = {"whole": float("inf"), "sharded": float("inf")}
+    for _ in range(rounds):
+        for name, shards in (("whole", 1), ("sharded", None)):
+            best[name] = min(best[name], timed_generate(pipe, batch, config, 1, shards))
+    return {
+        "whole_images_per_s": round(batch / best["whole"], 2),
+        "sharded_images_per_s": round(batch / best["sharded"], 2),
+        "speedup": round(best["whole"] / best["sharded"], 2),
+    }
 
 
 def interleaved_latency(pipe: Pipeline, samplers: dict[str, SamplerConfig], rounds: int) -> dict[str, float]:
@@ -232,6 +248,8 @@ def main() -> None:
             "process_peak_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
 
+    sharding = sharding_gain(pipe, 16, two_phase, args.repeats)
+
     # Where the batch-16 time goes: seconds and utilisation of each phase.
     flops = phase_flops(pipe, two_phase)
     phases = {
@@ -263,6 +281,7 @@ def main() -> None:
         "speedup_by_detail_window": {w: round(latency_raster / s, 2) for w, s in by_window.items()},
         "gflop_per_image": {name: round(value / 1e9, 3) for name, value in flops.items()},
         "throughput": throughput,
+        "sharding_at_batch_16": sharding,
         "phases_at_batch_16": phases,
         "cold_help_s": round(help_seconds, 3),
         "cold_generate_s": round(generate_seconds, 3),
@@ -275,7 +294,7 @@ def main() -> None:
     print(
         f"two-phase {latency:.3f} s vs raster {latency_raster:.3f} s ({latency_raster / latency:.1f}x); "
         f"batch 16 {throughput.get('16', {}).get('images_per_s')} img/s "
-        f"({phase_summary}); "
+        f"({phase_summary}; sharded {sharding['speedup']}x whole); "
         f"cold generate {generate_seconds:.2f} s; --help {help_seconds:.2f} s -> {path}"
     )
 

@@ -111,11 +111,13 @@ class Pipeline:
         sampler: SamplerConfig | None = None,
         seeds: list[int] | None = None,
         callback: PreviewCallback | None = None,
+        shards: int | None = None,
     ) -> list[Image.Image]:
         """One image per prompt; prompt i uses seed `seed + i` unless `seeds` are given.
 
-        Without a callback, a batch is split over torch's threads, one shard
-        each (`imgen.shards`); the images are the same either way.
+        Without a callback, a batch is split into `shards` parts (default: one
+        per torch thread), each run on its own thread (`imgen.shards`); the
+        images are the same either way. `shards=1` runs the batch whole.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
@@ -141,7 +143,7 @@ class Pipeline:
                 coarse, detail = sample_tokens(self.generator, text[start:end], null, config, seeds[start:end])
                 return self.decode(coarse, detail)
 
-            return run_sharded(shard, len(prompts))
+            return run_sharded(shard, len(prompts), shards)
         coarse, detail = sample_tokens(self.generator, text, null, config, seeds, callback=progress)
         return self.decode(coarse, detail)
 
