@@ -62,7 +62,7 @@ def gemm_peak(precision: str, size: int = 1536, repeats: int = 10, trials: int =
     return 2 * size**3 * repeats / best / 1e9, str(dtype).removeprefix("torch.")
 
 
-def forward_flops(pipe: Pipeline, config: SamplerConfig) -> float:
+def image_flops(pipe: Pipeline, config: SamplerConfig) -> float:
     """FLOPs of one image: the generator's passes (matmuls + attention) as the sampler runs them, and decoding."""
     return sum(phase_flops(pipe, config).values())
 
@@ -80,7 +80,7 @@ def decode_flops(pipe: Pipeline) -> float:
 
 
 def phase_flops(pipe: Pipeline, config: SamplerConfig) -> dict[str, float]:
-    """`forward_flops` split into the prompt encoding, the coarse phase, the detail phase and decoding (one image).
+    """`image_flops` split into the prompt encoding, the coarse phase, the detail phase and decoding (one image).
 
     The transformer body runs on the guidance-doubled batch (in the detail
     phase only when it is guided); the heads run once per image (guidance mixes
@@ -138,7 +138,10 @@ def phase_seconds(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: in
 
 
 def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: int, shards: int | None = None) -> float:
-    """Best-of-`repeats` seconds for one call producing `batch` images (decoding to pixels included)."""
+    """Best-of-`repeats` seconds for one call producing `batch` images (decoding to pixels included).
+
+    `shards` as in `Pipeline.generate` (None: one shard per thread, as a plain call runs).
+    """
     prompts = ["three red stars above a blue square"] * batch
     pipe.generate(prompts, sampler=config, seeds=list(range(batch)), shards=shards)  # warm, at this batch's shapes
     best = float("inf")
@@ -154,10 +157,16 @@ def sharding_gain(pipe: Pipeline, batch: int, config: SamplerConfig, rounds: int
 
     Interleaved, best of `rounds` each, so the ratio is measured under the same conditions.
     """
-    best = {"whole": float("inf"), "sharded": float("inf")}
-    for _ in range(rounds):
-        for name, shards in (("whole", 1), ("sharded", None)):
-            best[name] = min(best[name], timed_generate(pipe, batch, config, 1, shards))
+    prompts = ["three red stars above a blue square"] * batch
+    ways = {"whole": 1, "sharded": None}
+    for shards in ways.values():
+        pipe.generate(prompts, sampler=config, seeds=list(range(batch)), shards=shards)  # warm
+    best = dict.fromkeys(ways, float("inf"))
+    for r in range(rounds):
+        for name, shards in ways.items():
+            start = time.perf_counter()
+            pipe.generate(prompts, sampler=config, seeds=[r * batch + i for i in range(batch)], shards=shards)
+            best[name] = min(best[name], time.perf_counter() - start)
     return {
         "whole_images_per_s": round(batch / best["whole"], 2),
         "sharded_images_per_s": round(batch / best["sharded"], 2),
@@ -240,7 +249,7 @@ def main() -> None:
     throughput = {}
     for batch in (int(b) for b in args.batches.split(",")):
         seconds = timed_generate(pipe, batch, two_phase, args.repeats if batch <= 16 else 1)
-        gflops = forward_flops(pipe, two_phase) * batch / seconds / 1e9
+        gflops = image_flops(pipe, two_phase) * batch / seconds / 1e9
         throughput[str(batch)] = {
             "images_per_s": round(batch / seconds, 2),
             "model_gflops": round(gflops, 2),

@@ -117,9 +117,12 @@ class Pipeline:
 
         Without a callback, a batch is split into `shards` parts (default: one
         per torch thread), each run on its own thread (`imgen.shards`); the
-        images are the same either way. `shards=1` runs the batch whole.
+        images are the same either way. `shards=1` runs the batch whole, as a
+        call with a callback always does (the preview follows one batch).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if shards is not None and shards < 1:
+            raise ValueError(f"shards must be at least 1, not {shards}")
         if not prompts:
             return []
         for prompt in prompts:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from imgen.outputs import image_metadata, output_path, parameters_text
 from imgen.recipe import read_metadata
 from imgen.sampler import SamplerConfig
+from imgen.shards import shard_bounds
 
 if TYPE_CHECKING:
     from imgen.api import Pipeline, PreviewCallback
@@ -200,13 +201,22 @@ def remove_stale_temporaries(jobs: Iterable[Job]) -> int:
 
 
 def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
-    """Consecutive groups of at most `batch_size` jobs that share sampler settings (one forward pass each)."""
-    groups: list[list[Job]] = []
+    """Consecutive groups of at most `batch_size` jobs that share sampler settings (one call each).
+
+    A run of jobs with the same settings is cut into groups of near-equal size
+    (9 jobs at 8: 5 and 4, not 8 and 1), so no call is left with one image
+    while the cores that could share it idle.
+    """
+    runs: list[list[Job]] = []
     for job in jobs:
-        if groups and len(groups[-1]) < batch_size and groups[-1][0].sampler == job.sampler:
-            groups[-1].append(job)
+        if runs and runs[-1][0].sampler == job.sampler:
+            runs[-1].append(job)
         else:
-            groups.append([job])
+            runs.append([job])
+    groups: list[list[Job]] = []
+    for run in runs:
+        parts = -(-len(run) // batch_size)
+        groups.extend(run[start:end] for start, end in shard_bounds(len(run), parts))
     return groups
 
 
@@ -236,7 +246,7 @@ def run_jobs(
     on_result: ResultCallback | None = None,
     preview: PreviewCallback | None = None,
 ) -> list[JobResult]:
-    """Make every job's image, batch by batch, writing each file atomically as soon as it exists.
+    """Make every job's image, batch by batch, writing each file atomically as soon as its batch is done.
 
     Jobs whose file is already there with the same metadata are skipped (resume);
     a file there with other metadata is a failure unless `overwrite`. A failure to

@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-AUTO_BATCH_SIZE = 8  # images per call when --batch-size is 0: enough to keep two cores busy, one shard each
+IMAGES_PER_THREAD = 4  # --batch-size 0 (auto): images per call for each torch thread, one shard per thread
 
 world_app = typer.Typer(
     help="The procedural world imgen is trained and judged on.\n\n"
@@ -153,7 +153,9 @@ def generate(
     count: Annotated[int, typer.Option("-n", "--count", help="Images per prompt.", min=1, max=1000)] = 1,
     batch_size: Annotated[
         int,
-        typer.Option(help="Images per call, split over the cores (never changes an image); 0 = auto: up to 8.", min=0),
+        typer.Option(
+            help="Images per call, one shard per thread (never changes an image); 0 = auto: 4 per thread.", min=0
+        ),
     ] = 0,
     cfg: CfgOption = None,
     detail_cfg: DetailCfgOption = None,
@@ -170,7 +172,7 @@ def generate(
     precision: PrecisionOption = None,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     threads: Annotated[
-        int, typer.Option(help="Torch threads (0 = auto: 1 for --batch-size 1, else torch's default).", min=0)
+        int, typer.Option(help="Torch threads (0 = auto: 1 for one image per call, else torch's default).", min=0)
     ] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     preview: Annotated[bool, typer.Option(help="Draw the image filling in on a terminal.")] = True,
@@ -248,12 +250,12 @@ def generate(
         fail(str(error))
     rank, world = distributed_rank()
     jobs = shard(jobs, rank, world)
-    batch_size = batch_size or max(1, min(AUTO_BATCH_SIZE, len(jobs)))
+    one_at_a_time = batch_size == 1 or len(jobs) == 1
     try:
         # One image at a time is a chain of tiny matrix products: a second thread only adds
         # synchronisation, and stalls badly when other processes share the cores. A larger
         # batch is split over the threads, one shard each (`imgen.shards`).
-        pipe = load(model, threads=threads or (1 if batch_size == 1 else None), precision=_precision(chosen_precision))
+        pipe = load(model, threads=threads or (1 if one_at_a_time else None), precision=_precision(chosen_precision))
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     if recipe is not None and recipe.model_sha256 and recipe.model_sha256 != pipe.sha256:
@@ -263,6 +265,10 @@ def generate(
         if unknown:
             warn(f"words this checkpoint never saw in {line.prompt!r}: " + ", ".join(unknown))
 
+    if batch_size == 0:  # auto
+        import torch
+
+        batch_size = max(1, min(len(jobs), IMAGES_PER_THREAD * torch.get_num_threads()))
     show = preview and len(jobs) == 1 and TerminalPreview.wanted()
     terminal = TerminalPreview() if show else None
 

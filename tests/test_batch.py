@@ -17,6 +17,7 @@ from PIL import Image
 from imgen.batch import (
     PromptFileError,
     PromptLine,
+    batches_of,
     plan_jobs,
     read_prompt_lines,
     shard,
@@ -113,6 +114,16 @@ def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, t
         assert again.read_bytes() == file.read_bytes()
 
 
+def test_batches_are_cut_evenly_and_never_mix_sampler_settings():
+    jobs = plan_jobs([PromptLine("a cat", n=9), PromptLine("a dog", n=3, cfg=2.0)], 0, SamplerConfig())
+    groups = batches_of(jobs, 8)
+    assert [len(g) for g in groups] == [5, 4, 3]
+    assert [j for g in groups for j in g] == jobs
+    assert all(j.sampler == g[0].sampler for g in groups for j in g)
+    assert groups[0][0].sampler != groups[2][0].sampler
+    assert [len(g) for g in batches_of(jobs, 1)] == [1] * 12
+
+
 def test_several_images_by_default_share_the_cores_and_match_images_made_one_at_a_time(
     tmp_path: Path, tiny_checkpoint: Path
 ):
@@ -123,6 +134,24 @@ def test_several_images_by_default_share_the_cores_and_match_images_made_one_at_
     auto, single = sorted((tmp_path / "auto").iterdir()), sorted((tmp_path / "single").iterdir())
     assert [f.name for f in auto] == [f.name for f in single] and len(auto) == 5
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(auto, single, strict=True))
+
+
+def test_ctrl_c_during_a_sharded_batch_exits_130_and_leaves_only_whole_images(tmp_path: Path, tiny_checkpoint: Path):
+    command = [sys.executable, "-m", "imgen", "generate", "a red circle", "-n", "1000", "--threads", "2"]
+    command += ["--out-dir", "out", "--model", str(tiny_checkpoint)]
+    process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(out.glob("*.png"))) and time.monotonic() < deadline:
+        time.sleep(0.1)  # interrupt once images are being made, in the middle of a batch
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    files = list(out.iterdir())
+    assert 0 < len(files) < 1000 and all(f.suffix == ".png" for f in files)
+    for file in files:
+        with Image.open(file) as image:
+            image.load()
 
 
 def test_an_existing_file_with_other_settings_is_not_overwritten(tmp_path: Path, tiny_checkpoint: Path):

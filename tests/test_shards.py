@@ -52,34 +52,48 @@ def test_shards_run_on_their_own_threads_with_one_torch_thread_each_and_the_coun
         torch.set_num_threads(previous)
 
 
-def test_an_error_in_a_shard_is_raised_to_the_caller_and_the_thread_count_comes_back():
+def test_the_first_failing_shard_in_batch_order_is_raised_after_every_shard_has_stopped():
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
+    finished: list[int] = []
+    later_fails_first = threading.Event()
 
     def work(start: int, end: int) -> list[int]:
-        if start > 0:
-            raise ValueError("shard failed")
-        return [start]
+        if start == 0:
+            later_fails_first.wait(timeout=10)  # the second shard fails before the first does
+            finished.append(start)
+            raise ValueError("first shard failed")
+        later_fails_first.set()
+        raise KeyError("second shard failed")
 
     try:
-        with pytest.raises(ValueError, match="shard failed"):
+        with pytest.raises(ValueError, match="first shard failed"):
             run_sharded(work, 4)
-        assert torch.get_num_threads() == 2
+        assert finished == [0] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
 
 
-def test_a_sharded_batch_gives_the_images_of_one_batch_on_one_thread(tiny_checkpoint: Path):
+def test_a_shard_count_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        run_sharded(lambda start, end: [start], 4, workers=0)
+
+
+def test_sharded_whole_and_one_thread_batches_give_the_same_images(tiny_checkpoint: Path):
     pipe = imgen.load(str(tiny_checkpoint), precision="fp32")
-    prompts = ["two red stars", "a blue circle", "three green hearts", "a cat"]
+    prompts = ["two red stars", "a blue circle", "three green hearts", "a cat", "a dog"]
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        whole = pipe.generate(prompts, seed=3)
+        one_thread = pipe.generate(prompts, seed=3)
         torch.set_num_threads(2)
         sharded = pipe.generate(prompts, seed=3)
+        whole = pipe.generate(prompts, seed=3, shards=1)
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
-    assert len(sharded) == 4
-    for a, b in zip(whole, sharded, strict=True):
-        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert len(sharded) == len(whole) == 5
+    for a, b, c in zip(one_thread, sharded, whole, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and np.array_equal(np.asarray(a), np.asarray(c))
+    with pytest.raises(ValueError, match="shards must be at least 1"):
+        pipe.generate(prompts, shards=0)
