@@ -9,12 +9,21 @@ synchronisation: batch 16 ran 15-20% faster that way on a 2-core avx512_bf16
 CPU (`python -m benchmarks.sample` times the library call that does this).
 Torch releases the GIL inside its operators, so Python threads suffice.
 
+The worker threads live as long as the process, idle between batches. Threads
+made per batch and ended after it were tried first: a process that exited
+right after its last shard (Ctrl-C in a batch, exit code 130) sometimes
+aborted in torch's native teardown instead ("terminate called without an
+active exception"), which a thread that is still winding down its native
+state can cause. A worker that never ends is asleep on its queue when the
+process exits.
+
 An image depends only on its own prompt, seed and settings, never on its batch
 (`imgen.sampler`), so sharding a batch changes no image.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -46,11 +55,8 @@ def run_sharded(work: Callable[[int, int], Sequence[T]], count: int, workers: in
     default of new threads), and the caller's count is restored afterwards.
     Workers do not inherit the caller's grad mode: `work` sets its own.
     When shards fail, the error of the first failing shard in batch order is
-    raised, after every shard has stopped. Ctrl-C (KeyboardInterrupt) is
-    raised once the running shards have finished: a process that restored the
-    thread count and exited while they still ran inside torch was seen to
-    abort ("terminate called without an active exception") instead of
-    exiting with 130 (`tests/test_batch.py` sends the Ctrl-C).
+    raised. Everything is raised (Ctrl-C's KeyboardInterrupt too) only once
+    every shard handed out has finished, so none is left running.
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
@@ -62,18 +68,25 @@ def run_sharded(work: Callable[[int, int], Sequence[T]], count: int, workers: in
     results: list[Sequence[T]] = [[] for _ in bounds]
     errors: list[BaseException | None] = [None for _ in bounds]
 
-    def run(index: int, start: int, end: int) -> None:
-        _set_threads(1)  # this thread's own setting
-        try:
-            results[index] = work(start, end)
-        except BaseException as error:  # re-raised on the caller's thread
-            errors[index] = error
+    def task(index: int, start: int, end: int) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                _set_threads(1)  # this thread's own setting
+                results[index] = work(start, end)
+            except BaseException as error:  # re-raised on the caller's thread
+                errors[index] = error
 
-    shard_threads = [threading.Thread(target=run, args=(i, *b)) for i, b in enumerate(bounds)]
+        return run
+
     _set_threads(1)
-    for thread in shard_threads:
-        thread.start()
-    interrupted = _join_all(shard_threads)
+    handed_out: list[threading.Event] = []
+    interrupted = None
+    try:
+        for worker, (index, (start, end)) in zip(_workers(len(bounds)), enumerate(bounds), strict=True):
+            handed_out.append(worker.submit(task(index, start, end)))
+    except KeyboardInterrupt as interrupt:  # the shards handed out still finish
+        interrupted = interrupt
+    interrupted = _wait_for_all(handed_out) or interrupted
     _set_threads(threads)
     if interrupted is not None:
         raise interrupted
@@ -83,22 +96,54 @@ def run_sharded(work: Callable[[int, int], Sequence[T]], count: int, workers: in
     return [item for part in results for item in part]
 
 
+class _Worker:
+    """A daemon thread that runs the tasks handed to it, one at a time, for the life of the process."""
+
+    def __init__(self, number: int) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=f"imgen-shard-{number}", daemon=True).start()
+
+    def submit(self, task: Callable[[], None]) -> threading.Event:
+        """Queue `task`; the event is set once it has run (the task catches its own errors)."""
+        done = threading.Event()
+        self._tasks.put((task, done))
+        return done
+
+    def _loop(self) -> None:
+        while True:
+            task, done = self._tasks.get()
+            try:
+                task()
+            finally:
+                done.set()
+
+
+_WORKERS: list[_Worker] = []
+_WORKERS_LOCK = threading.Lock()
 _THREAD_COUNT = threading.Lock()
+
+
+def _workers(count: int) -> list[_Worker]:
+    """The first `count` workers of the process, started on first use."""
+    with _WORKERS_LOCK:
+        while len(_WORKERS) < count:
+            _WORKERS.append(_Worker(len(_WORKERS)))
+        return _WORKERS[:count]
+
+
+def _wait_for_all(events: list[threading.Event]) -> KeyboardInterrupt | None:
+    """Wait until every event is set, through Ctrl-C too; return the interrupt, if one came, for the caller to raise."""
+    interrupted = None
+    for event in events:
+        while not event.is_set():
+            try:
+                event.wait()
+            except KeyboardInterrupt as interrupt:
+                interrupted = interrupt
+    return interrupted
 
 
 def _set_threads(count: int) -> None:
     """`torch.set_num_threads`, one call at a time: it also resizes a thread pool that all threads share."""
     with _THREAD_COUNT:
         torch.set_num_threads(count)
-
-
-def _join_all(threads: list[threading.Thread]) -> KeyboardInterrupt | None:
-    """Wait for every thread, through Ctrl-C too; return the interrupt, if one came, for the caller to raise."""
-    interrupted = None
-    for thread in threads:
-        while thread.is_alive():
-            try:
-                thread.join()
-            except KeyboardInterrupt as interrupt:
-                interrupted = interrupt
-    return interrupted
