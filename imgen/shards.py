@@ -5,8 +5,9 @@ small matrix products (a detail step multiplies ~100 rows by 192 columns), and
 splitting each of them over two threads costs a synchronisation per product
 while the halves are too small to run at full speed. Two halves of the batch,
 each on its own core with one thread, keep every product whole and need no
-synchronisation: batch 16 ran 15-20% faster that way on a 2-core avx512_bf16
-CPU (`python -m benchmarks.sample` times the library call that does this).
+synchronisation. In three runs of `python -m benchmarks.sample` on a 2-core
+avx512_bf16 CPU, batch 16 as two shards made 12.8 images/s each time, and
+whole on two threads 10.4-12.9 (README, Speed).
 Torch releases the GIL inside its operators, so Python threads suffice.
 
 The worker threads live as long as the process, idle between batches. Threads
