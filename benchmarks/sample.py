@@ -43,6 +43,8 @@ from imgen.sampler import (
     prompt_cache,
 )
 
+PROMPT = "three red stars above a blue square"  # every timing uses it, so runs compare like with like
+
 
 def gemm_peak(precision: str, size: int = 1536, repeats: int = 10, trials: int = 3) -> tuple[float, str]:
     """GFLOP/s of a large square matrix product in the dtype sampling uses ("fp32" or "bf16"): the best of `trials`.
@@ -62,11 +64,6 @@ def gemm_peak(precision: str, size: int = 1536, repeats: int = 10, trials: int =
     return 2 * size**3 * repeats / best / 1e9, str(dtype).removeprefix("torch.")
 
 
-def image_flops(pipe: Pipeline, config: SamplerConfig) -> float:
-    """FLOPs of one image: the generator's passes (matmuls + attention) as the sampler runs them, and decoding."""
-    return sum(phase_flops(pipe, config).values())
-
-
 def decode_flops(pipe: Pipeline) -> float:
     """FLOPs of decoding one image's tokens to pixels (the tokenizer's decoder), counted by FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -80,7 +77,8 @@ def decode_flops(pipe: Pipeline) -> float:
 
 
 def phase_flops(pipe: Pipeline, config: SamplerConfig) -> dict[str, float]:
-    """`image_flops` split into the prompt encoding, the coarse phase, the detail phase and decoding (one image).
+    """FLOPs of one image, by phase: prompt encoding, coarse phase, detail phase (matmuls + attention, as the
+    sampler runs them) and decoding to pixels.
 
     The transformer body runs on the guidance-doubled batch (in the detail
     phase only when it is guided); the heads run once per image (guidance mixes
@@ -116,7 +114,7 @@ def phase_seconds(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: in
 
     "prompt" includes allocating the KV cache, which the prompt's keys and values open.
     """
-    model, prompts = pipe.generator, ["three red stars above a blue square"] * batch
+    model, prompts = pipe.generator, [PROMPT] * batch
     detail_phase = detail_phase_of(model, config)
     text, null = pipe.text_ids(prompts)
     best: dict[str, float] = {}
@@ -142,7 +140,7 @@ def timed_generate(pipe: Pipeline, batch: int, config: SamplerConfig, repeats: i
 
     `shards` as in `Pipeline.generate` (None: one shard per thread, as a plain call runs).
     """
-    prompts = ["three red stars above a blue square"] * batch
+    prompts = [PROMPT] * batch
     pipe.generate(prompts, sampler=config, seeds=list(range(batch)), shards=shards)  # warm, at this batch's shapes
     best = float("inf")
     for r in range(repeats):
@@ -157,7 +155,7 @@ def sharding_gain(pipe: Pipeline, batch: int, config: SamplerConfig, rounds: int
 
     Interleaved, best of `rounds` each, so the ratio is measured under the same conditions.
     """
-    prompts = ["three red stars above a blue square"] * batch
+    prompts = [PROMPT] * batch
     ways = {"whole": 1, "sharded": None}
     for shards in ways.values():
         pipe.generate(prompts, sampler=config, seeds=list(range(batch)), shards=shards)  # warm
@@ -181,7 +179,7 @@ def interleaved_latency(pipe: Pipeline, samplers: dict[str, SamplerConfig], roun
     and the best of several rounds for each one (the baseline included) keeps
     one slow round from deciding a ratio.
     """
-    prompt = ["three red stars above a blue square"]
+    prompt = [PROMPT]
     for config in samplers.values():
         pipe.generate(prompt, sampler=config, seeds=[0])  # warm
     best = dict.fromkeys(samplers, float("inf"))
@@ -246,10 +244,11 @@ def main() -> None:
     by_window = {window: round(seconds, 3) for window, seconds in best.items()}
     torch.set_num_threads(os.cpu_count() or 1)
 
+    flops = phase_flops(pipe, two_phase)
     throughput = {}
     for batch in (int(b) for b in args.batches.split(",")):
         seconds = timed_generate(pipe, batch, two_phase, args.repeats if batch <= 16 else 1)
-        gflops = image_flops(pipe, two_phase) * batch / seconds / 1e9
+        gflops = sum(flops.values()) * batch / seconds / 1e9
         throughput[str(batch)] = {
             "images_per_s": round(batch / seconds, 2),
             "model_gflops": round(gflops, 2),
@@ -260,7 +259,6 @@ def main() -> None:
     sharding = sharding_gain(pipe, 16, two_phase, args.repeats)
 
     # Where the batch-16 time goes: seconds and utilisation of each phase.
-    flops = phase_flops(pipe, two_phase)
     phases = {
         name: {
             "seconds": round(seconds, 4),
