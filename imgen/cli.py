@@ -691,6 +691,12 @@ def train_tokenizer_command(
         str | None, typer.Option(help="Start from these weights: a tokenizer file, or a checkpoint name or folder.")
     ] = None,
     size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
+    decoder_only: Annotated[
+        bool, typer.Option(help="Train only the decoder: the token ids stay the same, so generators stay valid.")
+    ] = False,
+    decoder_blocks: Annotated[
+        str | None, typer.Option(help="With --init: grow the decoder to these blocks per stage, e.g. 2,4.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
@@ -707,6 +713,8 @@ def train_tokenizer_command(
 
       imgen train tokenizer --data my_icons/ --init default --out runs/icons-vq --config vq.toml
 
+      imgen train tokenizer --init default --decoder-only --decoder-blocks 2,4 --out runs/vq-decoder
+
       torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """
     from imgen.tokenizer.config import VQ_SIZES
@@ -717,6 +725,8 @@ def train_tokenizer_command(
         fail(f"unknown size {run.size!r}; choose one of {', '.join(VQ_SIZES)}")
     if run.data != "world" and not Path(run.data).is_dir():
         fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
+    if run.decoder_blocks and not run.init:
+        fail("--decoder-blocks grows a trained tokenizer: give it with --init")
     _run_training(train_tokenizer, run)
 
 

@@ -256,3 +256,57 @@ def test_two_torchrun_processes_train_the_tokenizer_like_one(tmp_path):
     assert sorted(curve("one")) == sorted(curve("two")) == list(range(1, 7))
     for step, loss in curve("one").items():
         assert curve("two")[step] == pytest.approx(loss, rel=1e-3), step
+
+
+def test_a_grown_decoder_decodes_every_grid_as_before_and_cannot_shrink():
+    from imgen.tokenizer.growth import deepen_decoder, parse_blocks
+
+    model = trained_tiny_model()
+    grids = model.encode(scenes(3))
+    grown = deepen_decoder(model, (2, 3)).eval()
+    assert grown.config.decoder_blocks == (2, 3) and grown.num_parameters() > model.num_parameters()
+    assert torch.equal(grown.encode(scenes(3)).detail, grids.detail)
+    torch.testing.assert_close(grown.decode(grids.coarse, grids.detail), model.decode(grids.coarse, grids.detail))
+    torch.testing.assert_close(grown.decode(grids.coarse), model.decode(grids.coarse))
+    with pytest.raises(ValueError, match="only grow"):
+        deepen_decoder(model, (0, 1))
+    with pytest.raises(ValueError, match="comma-separated"):
+        parse_blocks("two,4")
+
+
+def test_decoder_only_training_keeps_the_token_ids_and_lowers_the_loss(tmp_path):
+    from imgen.checkpoints import load_tokenizer, save_tokenizer
+
+    start = trained_tiny_model()
+    save_tokenizer(start, tmp_path / "start.safetensors", {})
+    write_folder(tmp_path / "images", 6)
+    cfg = TokenizerTrainConfig(
+        data=str(tmp_path / "images"), init=str(tmp_path / "start.safetensors"), out_dir=str(tmp_path / "run"),
+        decoder_only=True, decoder_blocks="1,2", batch_size=6, max_steps=30, warmup_steps=1, lr=3e-3, log_every=1,
+    )  # fmt: skip
+    tuned = load_tokenizer(train_tokenizer(cfg)).eval()
+    images = scenes(4, seed=5)
+    before, after = start.encode(images), tuned.encode(images)
+    assert torch.equal(before.coarse, after.coarse) and torch.equal(before.detail, after.detail)
+    for name, value in start.encoder.state_dict().items():
+        assert torch.equal(value, tuned.encoder.state_dict()[name]), name
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert tuned.config.decoder_blocks == (1, 2)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def trained_tiny_model() -> VQTokenizer:
+    """A tiny tokenizer after a few steps, so its residual blocks are not all still at the identity."""
+    torch.manual_seed(0)
+    model = VQTokenizer(TINY).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    images = scenes(4)
+    target = images.float() / 255
+    for _ in range(10):
+        full, coarse = model(images)
+        loss = reconstruction_loss(full, target, 1.0) + reconstruction_loss(coarse, target, 1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from imgen.checkpoints import CheckpointError, save_tokenizer
 from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.tokenizer.config import VQConfig, vq_config
+from imgen.tokenizer.growth import deepen_decoder, freeze_token_ids, parse_blocks
 from imgen.tokenizer.model import VQTokenizer
 from imgen.training import (
     MetricsLog,
@@ -55,6 +56,8 @@ class TokenizerTrainConfig:
     size: str = "small"
     data: str = "world"  # "world" or a folder of PNG/JPEG/WebP images
     init: str = ""  # start from these weights: a tokenizer file, or a checkpoint name / folder
+    decoder_only: bool = False  # train the decoder alone: token ids stay the same (imgen.tokenizer.growth)
+    decoder_blocks: str = ""  # with `init`: grow the decoder to these blocks per stage, e.g. "2,4"; "": keep
     out_dir: str = "runs/tokenizer"
     batch_size: int = 16
     lr: float = 4e-4
@@ -191,12 +194,15 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
         model = VQTokenizer(saved_config(state_path))
     else:
         model = initial_tokenizer(cfg)
+        if cfg.decoder_blocks:
+            model = deepen_decoder(model, parse_blocks(cfg.decoder_blocks))
     config = model.config
     model.to(rank.device).train()
+    trained = freeze_token_ids(model) if cfg.decoder_only else list(model.parameters())
     objective = TokenizerObjective(model)
     if rank.distributed:
         objective = torch.nn.parallel.DistributedDataParallel(objective)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, position = load_training_state(state_path, model, optimizer) if resuming else (0, 0)
 
     budget = TimeBudget(cfg.max_minutes)
@@ -237,7 +243,7 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
                 loss = loss + cfg.coarse_weight * loss_coarse * (n_coarse * rank.world_size / n_coarse_all)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
             optimizer.step()
             step += 1
             window_images += cfg.batch_size
