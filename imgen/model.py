@@ -85,19 +85,9 @@ GPT_SIZES: dict[str, dict] = {
 }
 
 
-READ_ALIGN = 32
-"""Passes over the KV cache read it up to a multiple of this many slots (`Generator.read_span`)."""
-
-
 @dataclass
 class KVCache:
-    """Preallocated keys and values for every layer.
-
-    Keys are stored transposed, (layers, B, heads, head_dim, max_len), values
-    as (layers, B, heads, max_len, head_dim): a sampling pass's two attention
-    products then read the first L slots of each as they lie in memory
-    (`explicit_attention`), without copying either.
-    """
+    """Preallocated keys and values for every layer: (layers, B, heads, max_len, head_dim)."""
 
     keys: torch.Tensor
     values: torch.Tensor
@@ -113,33 +103,22 @@ class KVCache:
     @classmethod
     def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
         head_dim = config.d_model // config.n_heads
-        keys = (config.n_layers, batch, config.n_heads, head_dim, max_len)
-        values = (config.n_layers, batch, config.n_heads, max_len, head_dim)
-        return cls(torch.zeros(keys, dtype=dtype, device=device), torch.zeros(values, dtype=dtype, device=device))
+        shape = (config.n_layers, batch, config.n_heads, max_len, head_dim)
+        return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
 
 
-def explicit_attention(
-    q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + mask) v as three plain ops; `keys_t` is k transposed, (B, H, hd, L).
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v as three plain ops; `mask` is None, bool (True = may attend) or additive.
 
-    `mask` is None, bool (True = may attend) or additive. Used where it is
-    faster than `F.scaled_dot_product_attention` on a CPU:
-    - training: the fused kernel's backward is slow for this model's small
-      heads (head dim 32, a few hundred positions); `benchmarks.train_speed`
-      timed a generator training step 1.43x faster with these ops, whose
-      backward is a few batched matrix products (one run, 2-core avx512_bf16 CPU);
-    - sampling over a KV cache: a detail step asks a handful of queries per
-      image against a few hundred cached slots, where the fused kernel's
-      fixed cost per call dominates. The cache keeps keys transposed
-      (`KVCache`), so neither product copies its operand. Timed phase by
-      phase on one thread, 8 images of the bundled checkpoint in bf16, the
-      detail phase took 0.46 s against 0.53 s with the fused kernel and the
-      coarse phase 0.49 s against 0.52 s.
-    In bf16 the scores and the softmax's output are bf16, as in common eager
-    attention and as under training's autocast.
+    Why not `F.scaled_dot_product_attention` when training: on CPU its flash
+    kernel's backward is slow for this model's small heads (head dim 32, a few
+    hundred positions). `benchmarks.train_speed` timed a generator training
+    step 1.43x faster with these ops, whose backward is a few batched matrix
+    products, in one run on a 2-core avx512_bf16 CPU. Under bf16 autocast the
+    scores and the softmax's output are bf16, as in common eager attention.
+    Sampling keeps the fused kernel: without a backward it is as fast here.
     """
-    scores = torch.matmul(q * q.shape[-1] ** -0.5, keys_t)
+    scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     return torch.matmul(torch.softmax(scores, dim=-1), v)
@@ -165,16 +144,18 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         B, S, C = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
-        if cache is not None:  # sampling: write this pass's keys and values, attend over the cache
-            if cache.write_at is None:  # append after the slots written so far
-                slots, end = slice(cache.length, cache.length + S), cache.length + S
-            else:  # scattered slots; `mask` spans slots [0, read_to)
-                slots, end = cache.write_at, cache.read_to
-            cache.keys[layer, ..., slots] = k.transpose(-2, -1)
-            cache.values[layer, :, :, slots] = v
-            y = explicit_attention(q, cache.keys[layer, ..., :end], cache.values[layer, :, :, :end], mask)
-        elif self.training and self.explicit_when_training:
-            y = explicit_attention(q, k.transpose(-2, -1), v, mask)  # (B, H, S, hd)
+        if cache is not None and cache.write_at is not None:  # scattered slots; `mask` spans slots [0, read_to)
+            cache.keys[layer, :, :, cache.write_at] = k
+            cache.values[layer, :, :, cache.write_at] = v
+            k, v = cache.keys[layer, :, :, : cache.read_to], cache.values[layer, :, :, : cache.read_to]
+        elif cache is not None:
+            start = cache.length
+            cache.keys[layer, :, :, start : start + S] = k
+            cache.values[layer, :, :, start : start + S] = v
+            k = cache.keys[layer, :, :, : start + S]
+            v = cache.values[layer, :, :, : start + S]
+        if self.training and self.explicit_when_training:
+            y = explicit_attention(q, k, v, mask)  # (B, H, S, hd)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(B, S, C))
@@ -198,8 +179,6 @@ class Block(nn.Module):
 
 class Generator(nn.Module):
     """The two-phase image-token transformer (see the module docstring)."""
-
-    read_align: int = READ_ALIGN  # see `read_span`
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -403,21 +382,10 @@ class Generator(nn.Module):
         self, token: torch.Tensor, position: int, cache: KVCache, guidance: float | None = None
     ) -> torch.Tensor:
         """Feed detail token `position - 1` (B,) at detail `position`; return logits for that position. (B, Vd)"""
-        written = self.config.text_len + self.config.coarse_len + position + 1  # slots this token may see
-        allowed = torch.arange(self.read_span(written), device=token.device)[None] < written
         positions = torch.tensor([position], device=token.device)
-        return self.decode_slots(token[:, None], positions, cache, allowed, guidance)[:, 0]
-
-    def read_span(self, written: int) -> int:
-        """How many cache slots a detail step reads when the first `written` hold what it may see.
-
-        `written` rounded up to a multiple of `read_align` (the rest are masked
-        out): oneDNN prepares a bf16 matrix product per shape, and reading
-        every length from 113 to 368 slots made one image 0.4 s slower cold
-        and the process about 0.5 GB larger after a raster run, where a few
-        dozen shapes cost neither.
-        """
-        return min(-(-written // self.read_align) * self.read_align, self.sequence_capacity())
+        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions)
+        h = self._run(x, None, cache)
+        return self._guided(self.detail_head, h[:, -1], guidance)
 
     def decode_slots(
         self,

@@ -298,7 +298,7 @@ def window_plan(model: Generator, window: int) -> list[WindowStep]:
         where = torch.tensor(positions)
         before = (where - 1).clamp_min(0)
         allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
-        read_to = model.read_span(c.text_len + c.coarse_len + int(where.max()) + 1)  # no later slot is allowed
+        read_to = c.text_len + c.coarse_len + int(where.max()) + 1  # no later slot is allowed
         plan.append(WindowStep(where, before, step_of[before] < step, allowed[:, :read_to]))
     return plan
 

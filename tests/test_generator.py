@@ -43,25 +43,6 @@ def test_cached_detail_decoding_matches_the_full_forward_pass():
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_padding_the_cache_reads_changes_no_logits():
-    """Detail steps read the cache up to a multiple of `read_align` slots; the padding must be masked out."""
-    model = _model()
-    text, coarse, detail = _inputs()
-    capacity = model.sequence_capacity()
-    assert [model.read_span(n) for n in (1, 32, 33, capacity)] == [32, 32, 64, capacity]
-    results = []
-    for align in (1, 32):
-        model.read_align = align
-        cache = KVCache.empty(CONFIG, 2, capacity, torch.float32, torch.device("cpu"))
-        cache.keys.fill_(1e4)  # stale slots must not leak into a step, however large
-        cache.values.fill_(1e4)
-        with torch.no_grad():
-            steps = [model.prefill(text, coarse, cache)]
-            steps += [model.decode_one(detail[:, p - 1], p, cache) for p in range(1, 40)]
-        results.append(torch.stack(steps, 1))
-    torch.testing.assert_close(results[0], results[1], atol=1e-5, rtol=1e-5)
-
-
 def test_training_attention_gives_the_fused_kernels_outputs_and_gradients():
     """Training runs explicit attention (a faster backward on CPU); it must compute what the fused kernel does."""
     text, coarse, detail = _inputs()
