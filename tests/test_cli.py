@@ -128,3 +128,14 @@ def test_the_sampling_commands_state_the_sampler_defaults_in_their_help():
         assert expected <= set(stated), command.__name__
         for name, text in stated.items():
             assert text == str(getattr(defaults, name)), (command.__name__, name)
+
+
+def test_growing_the_tokenizer_decoder_needs_a_start_and_cannot_shrink(tmp_path: Path, tiny_checkpoint: Path):
+    out = tmp_path / "run"
+    alone = run("train", "tokenizer", "--decoder-blocks", "2,4", "--out", str(out), cwd=tmp_path)
+    assert alone.returncode == 2 and "--init" in alone.stderr and len(alone.stderr.strip().splitlines()) == 1
+    shrink = run(
+        "train", "tokenizer", "--init", str(tiny_checkpoint), "--decoder-only", "--decoder-blocks", "0,0",
+        "--out", str(out), "--max-steps", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert shrink.returncode == 2 and "only grow" in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
