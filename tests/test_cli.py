@@ -139,3 +139,4 @@ def test_growing_the_tokenizer_decoder_needs_a_start_and_cannot_shrink(tmp_path:
         "--out", str(out), "--max-steps", "1", cwd=tmp_path,
     )  # fmt: skip
     assert shrink.returncode == 2 and "only grow" in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # a run that cannot start leaves no folder

@@ -178,9 +178,7 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     state_path, last_path = out / STATE_FILE, out / LAST_FILE
-    log = MetricsLog(out / METRICS_FILE)
 
     def report(record: dict) -> None:
         if rank.is_main:
@@ -197,6 +195,8 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
         if cfg.decoder_blocks:
             model = deepen_decoder(model, parse_blocks(cfg.decoder_blocks))
     config = model.config
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run that cannot start leaves no folder behind
+    log = MetricsLog(out / METRICS_FILE)
     model.to(rank.device).train()
     trained = freeze_token_ids(model) if cfg.decoder_only else list(model.parameters())
     objective = TokenizerObjective(model)
