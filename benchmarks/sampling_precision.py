@@ -72,7 +72,7 @@ def main() -> None:
             "p99_kl": round(kl.quantile(0.99).item(), 6),
             "top1_agreement": round((exact[phase].argmax(-1) == rounded[phase].argmax(-1)).float().mean().item(), 4),
         }
-    path = write_result("sampling_precision", {"checkpoint": args.model or "default", **result})
+    path = write_result("sampling_precision", {"checkpoint_sha256": reference.sha256, **result})
     summary = "; ".join(
         f"{phase} mean KL {row['mean_kl']:.5f}, top-1 agreement {row['top1_agreement']:.3f}"
         for phase, row in result.items()
