@@ -55,15 +55,6 @@ TopKOption = Annotated[int | None, typer.Option(help="Keep the k most likely tok
 CoarseStepsOption = Annotated[
     int | None, typer.Option(help="Parallel steps of the coarse phase. [default: 8]", min=1, max=64)
 ]
-CandidatesOption = Annotated[
-    int | None,
-    typer.Option(
-        help="Coarse grids drawn per image; the one the prompt explains best (by the model's own guidance "
-        "scores) is kept. Costs about this many times the coarse phase. [default: 1]",
-        min=1,
-        max=64,
-    ),
-]
 SamplerModeOption = Annotated[str | None, typer.Option(help="two-phase or raster (the baseline). [default: two-phase]")]
 DetailWindowOption = Annotated[
     int | None,
@@ -173,7 +164,6 @@ def generate(
     top_k: TopKOption = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
     coarse_steps: CoarseStepsOption = None,
-    candidates: CandidatesOption = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
     from_image: Annotated[
@@ -245,7 +235,6 @@ def generate(
         top_k=top_k,
         top_p=top_p,
         coarse_steps=coarse_steps,
-        coarse_candidates=candidates,
         mode=sampler,
         detail_window=detail_window,
     )
@@ -319,8 +308,6 @@ def _with_options(base, **options):
     settings = replace(base, **{name: value for name, value in options.items() if value is not None})
     if settings.mode not in ("two-phase", "raster"):
         fail(f"unknown sampler {settings.mode!r}; choose two-phase or raster")
-    if settings.mode == "raster" and settings.coarse_candidates > 1:
-        fail("--candidates needs the two-phase sampler (the raster baseline draws one grid)")
     return settings
 
 
@@ -537,7 +524,6 @@ def eval_command(
         float | None,
         typer.Option(help="Noise on the coarse phase's choice of cells to keep (MaskGIT). [default: 4.5]", min=0.0),
     ] = None,
-    candidates: CandidatesOption = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
     precision: PrecisionOption = None,
@@ -606,7 +592,6 @@ def eval_command(
         top_k=top_k,
         coarse_steps=coarse_steps,
         mask_temperature=mask_temperature,
-        coarse_candidates=candidates,
         mode=sampler,
         detail_window=detail_window,
     )

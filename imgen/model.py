@@ -353,15 +353,10 @@ class Generator(nn.Module):
         The grid's keys and values go to the scratch slots after the prompt and
         are overwritten by the next step (the cache is left at the prompt's length).
         """
-        return self._guided(self.coarse_head, self.coarse_hidden(coarse_in, cache), guidance)
-
-    def coarse_hidden(self, coarse_in: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """`coarse_step` before the output head: final hidden states (B, C, d) of every row, guidance-doubled
-        or not. For samplers that need the prompt rows' and empty-prompt rows' logits apart."""
         cache.length = self.config.text_len
         h = self._run(self.embed_coarse(coarse_in, clean=False), None, cache)  # coarse rows see everything
         cache.length = self.config.text_len
-        return h
+        return self._guided(self.coarse_head, h, guidance)
 
     def prefill(self, text_ids: torch.Tensor, coarse_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Phase 2 start: cache prompt + clean coarse grid, return logits of detail token 0. (B, Vd)"""

@@ -71,7 +71,6 @@ class SamplerConfig:
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
     detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
     detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
-    coarse_candidates: int = 1  # >1: draw this many coarse grids per image, keep the best (`imgen.coarse_candidates`)
 
 
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -152,7 +151,6 @@ def coarse_phase(
     coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
     callback: ProgressCallback | None = None,
     cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
-    evidence: torch.Tensor | None = None,  # (B,) float: if given, `prompt_evidence` of each step is added to it
 ) -> torch.Tensor:
     """Fill the coarse grid from all-masked in `config.coarse_steps` parallel steps. Returns (B, C)."""
     B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
@@ -165,8 +163,7 @@ def coarse_phase(
         masked = grid == mask_id  # (B, C)
         if not masked.any():
             break
-        hidden = model.coarse_hidden(torch.cat([grid, grid]), cache)  # (2B, C, d): prompt rows, empty-prompt rows
-        logits = model._guided(model.coarse_head, hidden, config.cfg)  # (B, C, V)
+        logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)  # (B, C, V), guided
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
         drawn, gumbel = _coarse_draws(probs, masked.any(-1), generators)  # (B, C) each
@@ -181,27 +178,9 @@ def coarse_phase(
                 lowest = torch.topk(confidence[b], keep_masked, largest=False).indices
                 new[lowest] = mask_id
             grid[b] = new
-        if evidence is not None:
-            evidence += prompt_evidence(model, hidden, grid, masked & (grid != mask_id))
         if callback is not None:
             callback("coarse", step + 1, config.coarse_steps, grid, torch.full((B, model.config.detail_len), -1))
     return grid
-
-
-def prompt_evidence(model: Generator, hidden: torch.Tensor, grid: torch.Tensor, committed: torch.Tensor) -> torch.Tensor:
-    """Sum over the `committed` cells (B, C) of log p(cell | prompt) - log p(cell | empty prompt), in nats. (B,)
-
-    Summed over the coarse steps, this is log p(grid | prompt) - log p(grid) in
-    the order the grid was filled (cells of one step counted as independent), so
-    by Bayes' rule log p(prompt | grid) up to a constant: how much the prompt,
-    and not the model's prior, explains the grid. The model is its own
-    classifier here (the implicit classifier of classifier-free guidance); no
-    second network and no knowledge of the world's scenes is involved.
-    """
-    cond, uncond = (model.coarse_head(part).float().log_softmax(-1) for part in hidden.chunk(2))
-    ids = grid.clamp(0, cond.shape[-1] - 1)[..., None]
-    gain = (cond.gather(-1, ids) - uncond.gather(-1, ids)).squeeze(-1)
-    return (gain * committed).sum(-1)
 
 
 def _coarse_draws(
@@ -411,10 +390,6 @@ def sample_tokens(
     cache = prompt_cache(model, text_ids, null_ids)
     if config.mode == "raster":
         coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache)
-    elif config.coarse_candidates > 1:
-        from imgen.coarse_candidates import best_coarse  # it builds on this module
-
-        coarse = best_coarse(model, text_ids, null_ids, config, seeds, coarse_fixed, callback)
     else:
         coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache)
     detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
@@ -425,8 +400,6 @@ def detail_phase_of(model: Generator, config: SamplerConfig) -> Callable[..., to
     """The detail phase `config` asks for: rows in parallel, or (raster baseline, window 0) one token per step."""
     if config.mode not in ("two-phase", "raster"):
         raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
-    if config.coarse_candidates < 1:
-        raise ValueError(f"coarse candidates must be at least 1, not {config.coarse_candidates}")
     parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
     return parallel_detail_phase if parallel else detail_phase
 

@@ -140,13 +140,3 @@ def test_growing_the_tokenizer_decoder_needs_a_start_and_cannot_shrink(tmp_path:
     )  # fmt: skip
     assert shrink.returncode == 2 and "only grow" in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
     assert not out.exists()  # a run that cannot start leaves no folder
-
-
-def test_candidates_need_the_two_phase_sampler(tmp_path: Path, tiny_checkpoint: Path):
-    args = ("generate", "a red circle", "-o", "x.png", "--model", str(tiny_checkpoint), "--candidates", "3")
-    refused = run(*args, "--sampler", "raster", cwd=tmp_path)
-    assert refused.returncode == 2 and "two-phase" in refused.stderr
-    assert not (tmp_path / "x.png").exists()
-    kept = run(*args, "--no-preview", "--json", cwd=tmp_path)
-    assert kept.returncode == 0, kept.stderr
-    assert '"coarse_candidates": 3' in kept.stdout and (tmp_path / "x.png").is_file()
