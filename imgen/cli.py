@@ -524,8 +524,6 @@ def eval_command(
         float | None,
         typer.Option(help="Noise on the coarse phase's choice of cells to keep (MaskGIT). [default: 4.5]", min=0.0),
     ] = None,
-    coarse_per_step: Annotated[int | None, typer.Option(help="Adaptive coarse phase: unsure cells per step.")] = None,
-    coarse_sure: Annotated[float | None, typer.Option(help="Adaptive coarse phase: a sure cell's probability.")] = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
     precision: PrecisionOption = None,
@@ -594,8 +592,6 @@ def eval_command(
         top_k=top_k,
         coarse_steps=coarse_steps,
         mask_temperature=mask_temperature,
-        coarse_per_step=coarse_per_step,
-        coarse_sure=coarse_sure,
         mode=sampler,
         detail_window=detail_window,
     )

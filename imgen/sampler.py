@@ -62,8 +62,6 @@ class SamplerConfig:
     """How to sample. The defaults are the ones the README's figures use."""
 
     coarse_steps: int = 8
-    coarse_per_step: int = 0  # >0: adaptive coarse phase (`coarse_keep_masked`): sure cells at once, this many others
-    coarse_sure: float = 0.9  # adaptive coarse phase: a cell whose drawn token has this probability counts as sure
     cfg: float = 3.0  # guidance of the coarse phase (the detail phase has `detail_cfg`)
     temperature: float = 1.0  # sampling temperature of the coarse phase (the detail phase has `detail_temperature`)
     top_k: int = 0  # both phases
@@ -161,9 +159,7 @@ def coarse_phase(
         grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
     free_total = (grid == mask_id).sum(-1)  # (B,)
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
-    adaptive = config.coarse_per_step > 0
-    steps = -(-C // config.coarse_per_step) if adaptive else config.coarse_steps  # adaptive: an upper bound
-    for step in range(steps):
+    for step in range(config.coarse_steps):
         masked = grid == mask_id  # (B, C)
         if not masked.any():
             break
@@ -171,30 +167,19 @@ def coarse_phase(
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
         drawn, gumbel = _coarse_draws(probs, masked.any(-1), generators)  # (B, C) each
-        chosen_p = torch.gather(probs, -1, drawn[..., None]).squeeze(-1)
-        confidence = chosen_p.clamp_min(1e-12).log()
-        if adaptive:  # the noise fades as the grid fills, however many steps that takes
-            remaining = masked.sum(-1, keepdim=True) / free_total.clamp_min(1)[:, None]
-            noise_scale = config.mask_temperature * (remaining - config.coarse_per_step / C).clamp_min(0)
-            sure = masked & (chosen_p >= config.coarse_sure)
-            confidence = torch.where(sure, torch.full_like(confidence, math.inf), confidence)
-        else:
-            noise_scale = config.mask_temperature * (1 - (step + 1) / config.coarse_steps)
-            sure = torch.zeros_like(masked)
+        confidence = torch.gather(probs, -1, drawn[..., None]).squeeze(-1).clamp_min(1e-12).log()
+        noise_scale = config.mask_temperature * (1 - (step + 1) / config.coarse_steps)
         confidence = torch.where(masked, confidence + noise_scale * gumbel, torch.full_like(confidence, math.inf))
         for b in range(B):
-            if adaptive:
-                keep_masked = max(0, int(masked[b].sum()) - int(sure[b].sum()) - config.coarse_per_step)
-            else:
-                keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]))
-                keep_masked = min(keep_masked, int(masked[b].sum()) - 1) if masked[b].any() else 0
+            keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]))
+            keep_masked = min(keep_masked, int(masked[b].sum()) - 1) if masked[b].any() else 0
             new = torch.where(masked[b], drawn[b], grid[b])
             if keep_masked > 0:
                 lowest = torch.topk(confidence[b], keep_masked, largest=False).indices
                 new[lowest] = mask_id
             grid[b] = new
         if callback is not None:
-            callback("coarse", step + 1, steps, grid, torch.full((B, model.config.detail_len), -1))
+            callback("coarse", step + 1, config.coarse_steps, grid, torch.full((B, model.config.detail_len), -1))
     return grid
 
 
