@@ -1,7 +1,7 @@
 """Sampling speed on this machine: GEMM peak, latency, throughput, utilisation, cold start, memory.
 
     python -m benchmarks.sample [--model default] [--batches 1,4,16,64] [--repeats 5] [--latency-rounds 5]
-        [--windows 2,4,8] [--precision auto]
+        [--windows 2,4,8] [--coarse-steps 16,32] [--precision auto]
 
 Everything is measured in one run, so the ratios (two-phase vs raster, batch
 throughput vs GEMM peak) compare like with like. Model FLOPs count the matrix
@@ -233,6 +233,9 @@ def main() -> None:
     )
     parser.add_argument("--latency-rounds", type=int, default=5, help="interleaved rounds of one-image timings")
     parser.add_argument("--windows", default="2,4,8", help="detail windows to time besides the default sampler")
+    parser.add_argument(
+        "--coarse-steps", default="", help="coarse step counts to time besides the default sampler, e.g. 16,32"
+    )
     args = parser.parse_args()
 
     pipe = load(args.model, precision=args.precision)
@@ -242,8 +245,11 @@ def main() -> None:
     torch.set_num_threads(1)  # what `imgen generate` uses for one image
     samplers = {"default": two_phase, "raster": raster}
     samplers |= {w: replace(two_phase, detail_window=int(w)) for w in args.windows.split(",") if w}
+    steps = [int(n) for n in args.coarse_steps.split(",") if n]
+    samplers |= {f"coarse-{n}": replace(two_phase, coarse_steps=n) for n in steps}
     best = interleaved_latency(pipe, samplers, args.latency_rounds)
     latency, latency_raster = best.pop("default"), best.pop("raster")
+    by_coarse_steps = {str(n): round(best.pop(f"coarse-{n}"), 3) for n in steps}
     by_window = {window: round(seconds, 3) for window, seconds in best.items()}
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -289,6 +295,7 @@ def main() -> None:
         "default_detail_window": two_phase.detail_window,
         "latency_by_detail_window_s": by_window,
         "speedup_by_detail_window": {w: round(latency_raster / s, 2) for w, s in by_window.items()},
+        "latency_by_coarse_steps_s": by_coarse_steps,
         "gflop_per_image": {name: round(value / 1e9, 3) for name, value in flops.items()},
         "throughput": throughput,
         "sharding_at_batch_16": sharding,
