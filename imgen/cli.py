@@ -524,7 +524,6 @@ def eval_command(
         float | None,
         typer.Option(help="Noise on the coarse phase's choice of cells to keep (MaskGIT). [default: 4.5]", min=0.0),
     ] = None,
-    coarse_order: Annotated[str | None, typer.Option(help="cosine or convex. [default: cosine]")] = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
     precision: PrecisionOption = None,
@@ -593,7 +592,6 @@ def eval_command(
         top_k=top_k,
         coarse_steps=coarse_steps,
         mask_temperature=mask_temperature,
-        coarse_order=coarse_order,
         mode=sampler,
         detail_window=detail_window,
     )

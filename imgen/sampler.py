@@ -62,7 +62,6 @@ class SamplerConfig:
     """How to sample. The defaults are the ones the README's figures use."""
 
     coarse_steps: int = 8
-    coarse_order: str = "cosine"  # how many cells stay masked after each coarse step: cosine or convex
     cfg: float = 3.0  # guidance of the coarse phase (the detail phase has `detail_cfg`)
     temperature: float = 1.0  # sampling temperature of the coarse phase (the detail phase has `detail_temperature`)
     top_k: int = 0  # both phases
@@ -137,16 +136,9 @@ def prompt_cache(model: Generator, text_ids: torch.Tensor, null_ids: torch.Tenso
     return cache
 
 
-def coarse_schedule(step: int, steps: int, total: int, shape: str = "cosine") -> int:
-    """How many cells stay masked after `step` (0-based) of `steps`, reaching 0.
-
-    cosine (MaskGIT): few cells first, most in the last steps. convex: (1 - t)^2,
-    most cells first and few in the last steps.
-    """
-    t = (step + 1) / steps
-    if shape == "convex":
-        return math.floor(total * (1 - t) ** 2)
-    return math.floor(total * math.cos(math.pi / 2 * t))
+def coarse_schedule(step: int, steps: int, total: int) -> int:
+    """How many cells stay masked after `step` (0-based) of `steps`: cosine, reaching 0."""
+    return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
 
 
 @torch.inference_mode()
@@ -179,7 +171,7 @@ def coarse_phase(
         noise_scale = config.mask_temperature * (1 - (step + 1) / config.coarse_steps)
         confidence = torch.where(masked, confidence + noise_scale * gumbel, torch.full_like(confidence, math.inf))
         for b in range(B):
-            keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]), config.coarse_order)
+            keep_masked = coarse_schedule(step, config.coarse_steps, int(free_total[b]))
             keep_masked = min(keep_masked, int(masked[b].sum()) - 1) if masked[b].any() else 0
             new = torch.where(masked[b], drawn[b], grid[b])
             if keep_masked > 0:
