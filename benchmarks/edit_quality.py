@@ -1,6 +1,7 @@
 """Do edits and restyles do what the prompt says? Judged from pixels, on world scenes of test seeds.
 
     python -m benchmarks.edit_quality [--model default] [--scenes 100] [--check] [--feather PX] [--no-seamless]
+        [--coarse-steps N]
 
 Edits: each scene has two objects in different regions of the 3x3 grid. The
 mask covers the first object's box (grown by 4 px); the prompt asks for a
@@ -35,6 +36,7 @@ import argparse
 import random
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -113,8 +115,12 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="score ground-truth renders instead of the model")
     parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER, help="edit's blend depth inside the mask, px")
     parser.add_argument("--no-seamless", dest="seamless", action="store_false", help="paste without border matching")
+    parser.add_argument("--coarse-steps", type=int, default=None, help="coarse steps of edits and restyles")
     args = parser.parse_args()
     pipe = None if args.check else load(args.model, precision=args.precision)
+    sampler = None
+    if pipe is not None:
+        sampler = replace(pipe.sampler, coarse_steps=args.coarse_steps or pipe.sampler.coarse_steps)
     start = time.perf_counter()
 
     requested, intact, changed_outside, border, interior = [], [], 0, [], []
@@ -125,7 +131,8 @@ def main() -> None:
             result = Image.fromarray(np.where(mask[..., None], np.asarray(truth), np.asarray(image)))
         else:
             mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
-            edited = edit(pipe, image, mask_image, prompt, feather=args.feather, seamless=args.seamless, seed=index)
+            options = {"feather": args.feather, "seamless": args.seamless, "seed": index, "sampler": sampler}
+            edited = edit(pipe, image, mask_image, prompt, **options)
             result = edited.image
         before, after = np.asarray(image.convert("RGB")), np.asarray(result.convert("RGB"))
         outside_changed = int((before != after).any(-1)[~mask].sum())
@@ -143,7 +150,7 @@ def main() -> None:
         if pipe is None:
             output, _ = _draw(target, index)
         else:
-            output = restyle(pipe, image, prompt, strength=args.strength, seed=index)[0]
+            output = restyle(pipe, image, prompt, strength=args.strength, seed=index, sampler=sampler)[0]
         verdict = judge(output, target)
         kept_objects += len(target.groups)
         found_objects += sum(_passed(verdict, _describe(g)) for g in target.groups)
@@ -163,11 +170,14 @@ def main() -> None:
         "restyle_strength": args.strength,
         "feather": args.feather,
         "seamless": args.seamless,
+        "coarse_steps": None if sampler is None else sampler.coarse_steps,
         "seconds": round(time.perf_counter() - start, 1),
     }
     name = "edit_quality_check" if args.check else "edit_quality"
     if not args.check and (args.feather, args.seamless) != (DEFAULT_FEATHER, True):
         name += f"_feather{args.feather}_{'seamless' if args.seamless else 'plain'}"
+    if sampler is not None and args.coarse_steps is not None:
+        name += f"_coarse{sampler.coarse_steps}"
     path = write_result(name, result)
     print(
         f"edits: requested {result['edit_requested_found']:.2f}, intact {result['edit_unmasked_intact']:.2f}, "
