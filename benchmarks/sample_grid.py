@@ -1,6 +1,6 @@
 """The README's grid of real outputs: fixed prompts, fixed seeds, bundled checkpoint.
 
-    python -m benchmarks.sample_grid [--model default] [--out docs/samples.png]
+    python -m benchmarks.sample_grid [--model default] [--out docs/samples.png] [--coarse-steps N]
 
 Each cell is the generated image with its prompt underneath and, to its right,
 the ground-truth render of the same prompt, so a reader can see what was asked.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -40,11 +41,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/samples.png"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--columns", type=int, default=4)
+    parser.add_argument("--coarse-steps", type=int, default=None, help="coarse steps (default: the sampler's)")
     args = parser.parse_args()
 
     pipe = load(args.model)
     size = pipe.image_size
-    images = pipe.generate(list(PROMPTS), seeds=[args.seed + i for i in range(len(PROMPTS))])
+    sampler = replace(pipe.sampler, coarse_steps=args.coarse_steps or pipe.sampler.coarse_steps)
+    images = pipe.generate(list(PROMPTS), seeds=[args.seed + i for i in range(len(PROMPTS))], sampler=sampler)
     font = assets.font(11)
     caption_height = 30
     cell_w, cell_h = 2 * size + 6, size + caption_height
