@@ -131,8 +131,16 @@ def main() -> None:
             result = Image.fromarray(np.where(mask[..., None], np.asarray(truth), np.asarray(image)))
         else:
             mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
-            options = {"feather": args.feather, "seamless": args.seamless, "seed": index, "sampler": sampler}
-            edited = edit(pipe, image, mask_image, prompt, **options)
+            edited = edit(
+                pipe,
+                image,
+                mask_image,
+                prompt,
+                feather=args.feather,
+                seamless=args.seamless,
+                seed=index,
+                sampler=sampler,
+            )
             result = edited.image
         before, after = np.asarray(image.convert("RGB")), np.asarray(result.convert("RGB"))
         outside_changed = int((before != after).any(-1)[~mask].sum())
