@@ -660,21 +660,29 @@ def _print_record(record: dict) -> None:
 
 
 def _run_training(train, run) -> None:
-    """Run a trainer, print where its result is; Ctrl-C (saved) exits 130, known errors one line."""
+    """Run a trainer, print where its result is; Ctrl-C (saved) exits 130, known errors one line.
+
+    Under torchrun a worker leaves through `leave_worker`, past the interpreter shutdown where gloo can abort.
+    """
     from imgen.api import ModelUnavailableError
     from imgen.checkpoints import CheckpointError
+    from imgen.distributed import launched_by_torchrun, leave_worker
     from imgen.training import TrainingInterrupted
 
     try:
         final = train(run, progress=_print_record)
     except TrainingInterrupted as stopped:
         typer.echo(f"imgen: {stopped}", err=True)
+        if launched_by_torchrun():
+            leave_worker(130)
         sys.exit(130)
     except ModelUnavailableError as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     except (ValueError, CheckpointError) as error:
         fail(str(error))
     typer.echo(str(final))
+    if launched_by_torchrun():  # a finished run must not turn into a failed one at interpreter shutdown
+        leave_worker(0)
 
 
 ConfigOption = Annotated[

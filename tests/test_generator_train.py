@@ -199,3 +199,20 @@ def test_a_checkpoint_grown_deeper_starts_from_its_own_loss_and_saves_the_new_de
     tokenizer = str(tiny_checkpoint / "tokenizer.safetensors")
     refused = imgen("train", "generator", "--tokenizer", tokenizer, "--layers", "4", "--out", "x", cwd=tmp_path)
     assert refused.returncode == 2 and "--init" in refused.stderr
+
+
+def test_a_torchrun_worker_leaves_with_its_exit_code_and_its_output_flushed():
+    script = (
+        "import sys\n"
+        "from imgen.distributed import launched_by_torchrun, leave_worker\n"
+        "print('last line', end='')\n"
+        "sys.stderr.write('last error')\n"
+        "if launched_by_torchrun():\n"
+        "    leave_worker(7)\n"
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": "2"}, capture_output=True, text=True
+    )
+    assert (worker.returncode, worker.stdout, worker.stderr) == (7, "last line", "last error")
+    alone = subprocess.run([sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": "1"}, capture_output=True)
+    assert alone.returncode == 0
