@@ -53,13 +53,12 @@ class Rank:
 
 def setup() -> Rank:
     """Join the torchrun process group if there is one; a plain run gets rank 0 of 1 on the CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available() and os.environ.get("IMGEN_DEVICE", "") != "cpu"
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
-    if world_size <= 1:
+    if not launched_by_torchrun():
         return Rank(device=device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
