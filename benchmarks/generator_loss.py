@@ -1,6 +1,7 @@
 """Held-out loss of one or more generator checkpoints, on the same scenes and masks.
 
     python -m benchmarks.generator_loss [--model default --model runs/generator/checkpoint] [--scenes 256]
+        [--masks schedule|box]
 
 The judge cannot yet separate two checkpoints that both pass almost nothing,
 while the loss can: this scores each checkpoint's prompt-conditioned model on
@@ -9,7 +10,9 @@ as the mean negative log-likelihood per token of
 
 - the coarse grid: masked cells given the prompt and the other cells, with a
   mask ratio per scene drawn from the training schedule (fixed seed, so every
-  checkpoint sees the same masks);
+  checkpoint sees the same masks); with `--masks box`, one rectangle of 2-5
+  cells a side per scene instead, the hole an edit makes
+  (`imgen.generator_train.add_box_masks`);
 - the detail grid: every token given the prompt, the clean coarse grid and the
   tokens before it (teacher forcing, as in training).
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from benchmarks.common import write_result
 from benchmarks.detail_window import detail_nll
 from imgen.api import Pipeline, load
-from imgen.generator_train import draw_coarse_mask
+from imgen.generator_train import add_box_masks, draw_coarse_mask
 from imgen.world.dataset import WorldExamples
 
 
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--masks", choices=("schedule", "box"), default="schedule", help="coarse masks to score")
     args = parser.parse_args()
     models = args.model or ["default"]
     start = time.perf_counter()
@@ -66,6 +70,8 @@ def main() -> None:
     for first in range(0, args.scenes, args.batch_size):
         images, captions = source.batch(range(first, min(first + args.batch_size, args.scenes)))
         masked = draw_coarse_mask(len(captions), pipes[0].generator.config.coarse_len, masks)
+        if args.masks == "box":
+            masked = add_box_masks(masked, 1.0, masks)
         for index, pipe in enumerate(pipes):
             losses[index] += scene_losses(pipe, images, captions, masked)
     result = {}
@@ -80,13 +86,16 @@ def main() -> None:
                 entry[f"{part}_standard_error"] = round(statistics.stdev(gaps) / math.sqrt(len(gaps)), 4)
         result[name] = entry
     seconds = time.perf_counter() - start
+    name = "generator_loss" if args.masks == "schedule" else f"generator_loss_{args.masks}"
     path = write_result(
-        "generator_loss", {"scenes": args.scenes, "split": "heldout", "models": result, "seconds": round(seconds, 1)}
+        name,
+        {"scenes": args.scenes, "split": "heldout", "masks": args.masks, "models": result}
+        | {"seconds": round(seconds, 1)},
     )
     summary = "; ".join(
         f"{name}: coarse {r['coarse_nll']:.3f}, detail {r['detail_nll']:.3f}" for name, r in result.items()
     )
-    print(f"held-out NLL per token, {args.scenes} scenes: {summary} ({seconds:.0f} s) -> {path}")
+    print(f"held-out NLL per token, {args.scenes} scenes, {args.masks} masks: {summary} ({seconds:.0f} s) -> {path}")
 
 
 if __name__ == "__main__":

@@ -783,6 +783,10 @@ def train_generator_command(
     ] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per step (global, over all processes).")] = 32,
     detail_batch: Annotated[int, typer.Option(min=1, help="Of those, how many also train the detail loss.")] = 8,
+    box_masks: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Fraction of examples whose coarse mask is one rectangle, as edits make."),
+    ] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
     max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 200_000,

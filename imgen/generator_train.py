@@ -87,6 +87,7 @@ class GeneratorTrainConfig:
     max_minutes: float = 60.0
     seed: int = 0
     cfg_dropout: float = 0.1
+    box_masks: float = 0.0  # fraction of examples whose coarse mask is one rectangle of cells, as `imgen edit` makes
     text_len: int = 48
     log_every: int = 20
     checkpoint_minutes: float = 5.0
@@ -148,6 +149,37 @@ def draw_coarse_mask(batch: int, cells: int, generator: torch.Generator) -> torc
     n_masked = (ratio * cells).ceil().clamp(1, cells).long()
     ranks = torch.rand(batch, cells, generator=generator).argsort(-1).argsort(-1)
     return ranks < n_masked[:, None]
+
+
+def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace a `fraction` of the rows of a (batch, cells) mask by one rectangle of 2 to side/2+1 cells a side.
+
+    Why: an edit hides one object's cells and keeps everything around them, so
+    the coarse phase must draw a whole object into a hole from the prompt. The
+    cosine-ratio masks of `draw_coarse_mask` scatter their cells: at the low
+    ratios an edit has, they almost never hide all of an object, and the model
+    learns to fill a hole with what its neighbours show. Rectangles of the size
+    of a world object (2-5 cells of an 8x8 grid) practise the edit's case.
+    """
+    batch, cells = masked.shape
+    side = math.isqrt(cells)
+    if side * side != cells or side < 2:
+        return masked
+    boxed = torch.rand(batch, generator=generator) < fraction
+    high = side // 2 + 2
+    height = torch.randint(2, high, (batch,), generator=generator)
+    width = torch.randint(2, high, (batch,), generator=generator)
+    top = (torch.rand(batch, generator=generator) * (side - height + 1)).long()
+    left = (torch.rand(batch, generator=generator) * (side - width + 1)).long()
+    rows = torch.arange(side).repeat_interleave(side)
+    cols = torch.arange(side).repeat(side)
+    box = (
+        (rows >= top[:, None])
+        & (rows < (top + height)[:, None])
+        & (cols >= left[:, None])
+        & (cols < (left + width)[:, None])
+    )
+    return torch.where(boxed[:, None], box, masked)
 
 
 def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
@@ -315,6 +347,8 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             noise = step_generator(config.seed, step)
             masked_all = draw_coarse_mask(config.batch_size, model.config.coarse_len, noise)
             dropped_all = torch.rand(config.batch_size, generator=noise) < config.cfg_dropout
+            if config.box_masks > 0:
+                masked_all = add_box_masks(masked_all, config.box_masks, noise)
 
             images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
             with torch.no_grad(), autocast_context(rank.device):

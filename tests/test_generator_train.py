@@ -12,9 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from imgen.api import GENERATOR_FILE, load_generator
-from imgen.generator_train import GeneratorTrainConfig, detail_rows, draw_coarse_mask, train_generator
+from imgen.generator_train import (
+    GeneratorTrainConfig,
+    add_box_masks,
+    detail_rows,
+    draw_coarse_mask,
+    train_generator,
+)
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
 
@@ -159,15 +166,33 @@ def test_coarse_masks_and_detail_rows_split_evenly_over_processes():
     assert rows.sum() == 8 and rows[:16].sum() == rows[16:].sum() == 4
 
 
+def test_box_masks_hide_one_rectangle_of_object_size_in_the_chosen_fraction_of_rows():
+    generator = torch.Generator().manual_seed(0)
+    scattered = draw_coarse_mask(400, 64, generator)
+    assert torch.equal(add_box_masks(scattered, 0.0, generator), scattered)
+    boxed = add_box_masks(scattered, 0.5, generator)
+    changed = (boxed != scattered).any(1)
+    assert 150 < changed.sum() < 250
+    for row in boxed[changed].view(-1, 8, 8):
+        rows, cols = row.any(1).nonzero().squeeze(1), row.any(0).nonzero().squeeze(1)
+        height, width = len(rows), len(cols)
+        assert 2 <= height <= 5 and 2 <= width <= 5
+        assert rows[-1] - rows[0] + 1 == height and cols[-1] - cols[0] + 1 == width  # one piece
+        assert row.sum() == height * width  # a full rectangle
+    assert torch.equal(add_box_masks(scattered[:, :60], 1.0, generator), scattered[:, :60])  # no square grid
+
+
 def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_path: Path):
     data = tmp_path / "data"
     write_captioned_folder(data)
     (tmp_path / "ft.toml").write_text("log_every = 1\nsample_prompts = 0\nwarmup_steps = 1\n")
     tuned = imgen(
         "train", "generator", "--data", str(data), "--init", "default", "--batch-size", "2", "--detail-batch", "1",
-        "--max-steps", "2", "--out", "ft", "--config", "ft.toml", cwd=tmp_path,
+        "--max-steps", "2", "--out", "ft", "--config", "ft.toml", "--box-masks", "0.5", cwd=tmp_path,
     )  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
+    with safe_open(tmp_path / "ft" / "checkpoint" / "generator.safetensors", "pt") as saved:
+        assert json.loads(saved.metadata()["train_config"])["box_masks"] == 0.5
     assert sorted(losses(tmp_path / "ft")) == [1, 2]
     env = {**ENV, "IMGEN_WEIGHTS_LOCK": str(tmp_path / "weights.lock"), "IMGEN_HOME": str(tmp_path / "home")}
     run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
