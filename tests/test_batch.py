@@ -80,21 +80,26 @@ def test_killed_runs_resume_to_exactly_the_planned_images(tmp_path: Path, tiny_c
     prompts.write_text(
         "\n".join(f"{['a red', 'a blue', 'a green', 'a pink'][i % 4]} star number {i}" for i in range(40))
     )
-    command = [sys.executable, "-m", "imgen", "generate", "--prompts", str(prompts), "--out-dir", "out"]
+    command = [sys.executable, "-m", "imgen", "generate", "--prompts", str(prompts), "--out-dir", "out", "-n", "10"]
     command += ["--model", str(tiny_checkpoint), "--json", "--threads", "1"]
-    rng = random.Random(3)
-    for _ in range(3):
+    out = tmp_path / "out"
+    for target in (10, 60, 110):  # each run is killed once it has added images, far from the 400 planned
         process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 6.0))
+        deadline = time.monotonic() + 300
+        while len(list(out.glob("*.png"))) < target and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         process.wait()
+    before = len(list(out.glob("*.png")))
+    assert 110 <= before < 400  # the last kill landed in the middle of the run
     final = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     records = [json.loads(line) for line in final.stdout.splitlines()]
-    assert len({(r["prompt"], r["seed"]) for r in records}) == 40
-    assert {r["status"] for r in records} <= {"written", "skipped"}
-    files = sorted((tmp_path / "out").iterdir())
-    assert len(files) == 40 and all(f.suffix == ".png" for f in files)
+    assert len({(r["prompt"], r["seed"]) for r in records}) == len(records) == 400
+    statuses = [r["status"] for r in records]
+    assert statuses.count("skipped") == before and statuses.count("written") == 400 - before
+    files = sorted(out.iterdir())
+    assert len(files) == 400 and all(f.suffix == ".png" for f in files)
     for file in files:
         with Image.open(file) as image:
             image.load()

@@ -14,6 +14,7 @@ from imgen.eval.evaluate import SOURCES, evaluate, ground_truth_tokens, image_so
 from imgen.eval.prompts import EvalPrompt
 from imgen.sampler import SamplerConfig
 from imgen.world.captions import caption
+from imgen.world.ground_truth import render_prompt
 from imgen.world.sampling import random_spec
 from tests.test_cli import run
 from tests.tiny_checkpoint import tiny_pipeline
@@ -48,6 +49,19 @@ def test_the_ground_truth_sources_differ_only_in_what_they_keep(pipe):
     assert torch.equal(_pixels(preview), _pixels(pipe.decode(coarse, None)))
     assert torch.equal(_pixels(rebuilt), _pixels(pipe.decode(coarse, detail)))
     assert not torch.equal(_pixels(given), _pixels(rebuilt))  # the random generator's detail is not the truth
+
+
+def test_ground_truth_tokens_are_the_ids_of_each_prompt_s_own_render(pipe):
+    renders = [render_prompt(prompt, seed=seed, size=pipe.image_size).image.convert("RGB") for prompt, seed in
+               zip(PROMPTS, [0, 1], strict=True)]  # fmt: skip
+    pixels = torch.stack([torch.from_numpy(np.array(r)).permute(2, 0, 1) for r in renders])
+    with torch.no_grad():
+        grids = pipe.tokenizer.encode(pixels)
+    coarse, detail = ground_truth_tokens(pipe, PROMPTS, [0, 1])
+    assert torch.equal(coarse, grids.coarse.flatten(1)) and torch.equal(detail, grids.detail.flatten(1))
+    assert not torch.equal(coarse[0], coarse[1])
+    swapped, _ = ground_truth_tokens(pipe, PROMPTS[::-1], [1, 0])  # each prompt keeps its own seed
+    assert torch.equal(swapped, coarse.flip(0))
 
 
 def test_an_unknown_source_names_the_choices(pipe):

@@ -97,7 +97,11 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     unknown = imgen(
         "generate", "a purple cat", "--model", "gen/checkpoint", "-o", "cat.png", "--no-preview", cwd=tmp_path
     )
-    assert "kite" not in known.stderr and "purple" in unknown.stderr  # the vocabulary is the folder's captions
+    assert known.returncode == 0 and unknown.returncode == 0, known.stderr + unknown.stderr
+    assert (tmp_path / "kite.png").is_file() and (tmp_path / "cat.png").is_file()
+    # the vocabulary is the folder's captions: "purple" is unknown and named, "kite" is known
+    assert "never saw" not in known.stderr
+    assert "words this checkpoint never saw" in unknown.stderr and "purple" in unknown.stderr
 
 
 def tiny_config(tmp_path: Path, tiny_checkpoint: Path, out: str) -> GeneratorTrainConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,21 +56,29 @@ def test_shards_run_on_their_own_threads_with_one_torch_thread_each_and_the_coun
 def test_the_first_failing_shard_in_batch_order_is_raised_after_every_shard_has_stopped():
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
-    finished: list[int] = []
-    later_fails_first = threading.Event()
+    events: list[str] = []
+    last_failed, first_failed = threading.Event(), threading.Event()
 
     def work(start: int, end: int) -> list[int]:
-        if start == 0:
-            later_fails_first.wait(timeout=10)  # the second shard fails before the first does
-            finished.append(start)
+        if start == 4:  # the last shard fails first
+            events.append("last failed")
+            last_failed.set()
+            raise KeyError("last shard failed")
+        if start == 0:  # the first shard fails after it
+            assert last_failed.wait(timeout=10)
+            events.append("first failed")
+            first_failed.set()
             raise ValueError("first shard failed")
-        later_fails_first.set()
-        raise KeyError("second shard failed")
+        assert first_failed.wait(timeout=10)  # the middle shard is still at work when both have failed
+        time.sleep(0.2)
+        events.append("middle finished")
+        return list(range(start, end))
 
     try:
         with pytest.raises(ValueError, match="first shard failed"):
-            run_sharded(work, 4)
-        assert finished == [0] and torch.get_num_threads() == 2
+            run_sharded(work, 6, workers=3)
+        assert events == ["last failed", "first failed", "middle finished"]
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
 
