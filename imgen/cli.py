@@ -278,7 +278,7 @@ def generate(
 
     def on_result(result) -> None:
         if terminal is not None:
-            terminal.clear()
+            terminal.finish(_written_image(result.job.path) if result.status != "failed" else None)
         if as_json:
             record = job_record(result, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
             typer.echo(json.dumps(record, ensure_ascii=False))
@@ -293,6 +293,17 @@ def generate(
         if failures == len(results):
             fail("no image was written", EXIT_BAD_INPUT)
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _written_image(path: Path):
+    """The image just written at `path`, for the terminal to show (None if it cannot be read back)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError:
+        return None
 
 
 def _default_sampler():
@@ -428,7 +439,7 @@ def edit_command(
     except (MaskError, ValueError) as error:
         fail(str(error))
     if terminal is not None:
-        terminal.clear()
+        terminal.finish(result.image)
     if result.warning:
         warn(result.warning)
     record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
@@ -487,7 +498,7 @@ def restyle_command(
     start = time.perf_counter()
     image = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)[0]
     if terminal is not None:
-        terminal.clear()
+        terminal.finish(image)
     record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
     record.update({"task": "restyle", "reference": reference.name, "strength": strength})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)

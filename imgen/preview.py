@@ -2,20 +2,66 @@
 
 Drawn with the upper-half-block character and 24-bit colour (each character
 cell shows two pixels: foreground on top, background below), which works in
-every modern terminal. Kitty and iTerm2 can show real inline images; imgen
-keeps to half blocks there too, because the preview is redrawn many times a
-second and escape-sequence images flicker on redraw. The preview writes only to
-a TTY on stderr, so piping stdout never mixes pictures into results.
+every modern terminal. Kitty and iTerm2 (and WezTerm, which speaks iTerm2's
+protocol) can show real inline images: there the finished image replaces the
+half-block drawing, sent once as a PNG through the terminal's own graphics
+protocol. While the image fills in, imgen keeps to half blocks there too,
+because the preview is redrawn many times a second and escape-sequence images
+flicker on redraw. Inside tmux or screen the graphics escapes do not reach the
+terminal, so only half blocks are drawn. The preview writes only to a TTY on
+stderr, so piping stdout never mixes pictures into results.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
 from PIL import Image
 
 UPPER_HALF = "\u2580"
+KITTY_CHUNK = 4096  # the kitty graphics protocol's largest base64 payload per escape
+
+
+def inline_protocol(env: Mapping[str, str] | None = None) -> str | None:
+    """ "kitty" or "iterm" when the terminal can show inline images, else None (read from the environment)."""
+    env = os.environ if env is None else env
+    if env.get("TMUX") or env.get("STY") or env.get("TERM", "").startswith(("screen", "tmux")):
+        return None
+    if env.get("TERM") == "xterm-kitty" or env.get("KITTY_WINDOW_ID"):
+        return "kitty"
+    if env.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm"):
+        return "iterm"
+    return None
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def kitty_image(image: Image.Image, columns: int) -> str:
+    """The kitty graphics escapes that show `image` at the cursor, `columns` cells wide, in base64 chunks."""
+    payload = base64.standard_b64encode(_png_bytes(image)).decode("ascii")
+    chunks = [payload[i : i + KITTY_CHUNK] for i in range(0, len(payload), KITTY_CHUNK)]
+    escapes = []
+    for index, chunk in enumerate(chunks):
+        more = int(index < len(chunks) - 1)
+        keys = f"a=T,f=100,c={columns},m={more}" if index == 0 else f"m={more}"
+        escapes.append(f"\x1b_G{keys};{chunk}\x1b\\")
+    return "".join(escapes)
+
+
+def iterm_image(image: Image.Image, columns: int) -> str:
+    """iTerm2's inline-image escape (OSC 1337) that shows `image` at the cursor, `columns` cells wide."""
+    data = _png_bytes(image)
+    payload = base64.standard_b64encode(data).decode("ascii")
+    return f"\x1b]1337;File=inline=1;size={len(data)};width={columns};preserveAspectRatio=1:{payload}\x07"
 
 
 def half_block_lines(image: Image.Image, width: int = 48) -> list[str]:
@@ -37,10 +83,11 @@ def half_block_lines(image: Image.Image, width: int = 48) -> list[str]:
 class TerminalPreview:
     """Redraws one image in place as generation progresses."""
 
-    def __init__(self, stream: TextIO | None = None, width: int = 48) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 48, env: Mapping[str, str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.drawn = 0
+        self.protocol = inline_protocol(env)
 
     @staticmethod
     def wanted(stream: TextIO | None = None) -> bool:
@@ -60,3 +107,12 @@ class TerminalPreview:
             self.stream.write(f"\x1b[{self.drawn}F\x1b[0J")
             self.stream.flush()
             self.drawn = 0
+
+    def finish(self, image: Image.Image | None) -> None:
+        """Remove the drawing; on a terminal with inline images, show the finished `image` there instead."""
+        self.clear()
+        if image is None or self.protocol is None:
+            return
+        draw = kitty_image if self.protocol == "kitty" else iterm_image
+        self.stream.write(draw(image, self.width) + "\n")
+        self.stream.flush()
