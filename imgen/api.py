@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
+from imgen.checkpoints import CheckpointError, load_checkpoint, load_strict, load_tokenizer, one_line
 from imgen.model import Generator, GPTConfig
 from imgen.precision import DTYPES, resolve_precision
 from imgen.sampler import SamplerConfig, sample_tokens
@@ -51,20 +51,50 @@ def save_generator(model: Generator, prompts: PromptEncoder, path: Path, extra: 
     save_checkpoint(path, {k: v.detach() for k, v in model.state_dict().items()}, metadata)
 
 
+GENERATOR_FORMAT_VERSION = "1"
+
+
 def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]]:
-    """Rebuild the generator and its prompt encoder from one safetensors file (strict)."""
+    """Rebuild the generator and its prompt encoder from one safetensors file (strict).
+
+    Every way the header can be wrong (another kind or format version, a
+    missing or malformed config, an unreadable prompt tokenizer) is a
+    `CheckpointError` naming the file, so the command line can say it in one
+    line: a file from a newer imgen must not end in a traceback.
+    """
     tensors, metadata = load_checkpoint(path)
     if metadata.get("kind") != "imgen-generator":
         raise CheckpointError(f"{path}: not an imgen generator checkpoint (kind={metadata.get('kind')!r})")
-    config = GPTConfig.from_json(metadata["config"])
-    model = Generator(config)
+    version = metadata.get("format_version")
+    if version != GENERATOR_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: generator format version {version!r} is not supported (expected {GENERATOR_FORMAT_VERSION})"
+        )
     try:
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match the config ({first})") from None
-    prompts = PromptEncoder.from_json(metadata["text_tokenizer"], max_length=config.text_len)
+        config = GPTConfig.from_json(metadata["config"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: the config in the header is missing or invalid ({one_line(error)})") from None
+    model = Generator(config)
+    load_strict(model, tensors, path)
+    try:
+        prompts = PromptEncoder.from_json(metadata["text_tokenizer"], max_length=config.text_len)
+    except Exception as error:  # the tokenizers library raises its own exception types
+        raise CheckpointError(
+            f"{path}: the prompt tokenizer in the header is missing or invalid ({one_line(error)})"
+        ) from None
     return model.eval(), prompts, metadata
+
+
+def check_pair(tokenizer: VQTokenizer, generator: Generator, folder: Path) -> None:
+    """Refuse a tokenizer and generator that were not trained together: their grids and codebooks must agree."""
+    t, g = tokenizer.config, generator.config
+    ours = (tokenizer.coarse_vocab, tokenizer.detail_vocab, t.coarse_grid, t.detail_grid)
+    theirs = (g.coarse_vocab, g.detail_vocab, g.coarse_grid, g.detail_grid)
+    if ours != theirs:
+        raise CheckpointError(
+            f"{folder}: the tokenizer (codebooks {ours[0]}/{ours[1]}, grids {ours[2]}/{ours[3]}) does not match "
+            f"the generator (codebooks {theirs[0]}/{theirs[1]}, grids {theirs[2]}/{theirs[3]})"
+        )
 
 
 @dataclass
@@ -86,6 +116,10 @@ class Pipeline:
 
     def unknown_words(self, prompt: str) -> list[str]:
         return self.prompts.unknown_words(prompt)
+
+    def ignored_tail(self, prompt: str) -> str:
+        """The end of `prompt` past the generator's prompt length, which it does not read ("" if it fits)."""
+        return self.prompts.ignored_tail(prompt)
 
     def text_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt ids (B, T) and the empty prompt's ids (1, T), the unguided half of guidance."""
@@ -177,6 +211,7 @@ def load(model: str | Path | None = None, threads: int | None = None, precision:
     folder = resolve_checkpoint(model)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE).eval()
     generator, prompts, _ = load_generator(folder / GENERATOR_FILE)
+    check_pair(tokenizer, generator, folder)
     from imgen.weights import file_sha256
 
     digest = file_sha256(folder / GENERATOR_FILE)

@@ -38,7 +38,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit its model; the message is one line."""
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
 
@@ -96,7 +96,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             metadata = dict(handle.metadata() or {})
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError, RuntimeError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{source}: not a readable safetensors checkpoint ({_one_line(error)})") from None
+        raise CheckpointError(f"{source}: not a readable safetensors checkpoint ({one_line(error)})") from None
     return tensors, metadata
 
 
@@ -130,7 +130,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> VQTokenizer:
     try:
         config = VQConfig.from_json(metadata.get("config", ""))
     except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: the config in the header is invalid ({_one_line(error)})") from None
+        raise CheckpointError(f"{path}: the config in the header is invalid ({one_line(error)})") from None
     model = VQTokenizer(config)
     load_strict(model, tensors, path)
     return model.eval()
@@ -152,7 +152,7 @@ def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not match the config ({_one_line(error)})") from None
+        raise CheckpointError(f"{path}: weights do not match the config ({one_line(error)})") from None
 
 
 def export_checkpoint_folder(

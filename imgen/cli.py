@@ -261,9 +261,7 @@ def generate(
     if recipe is not None and recipe.model_sha256 and recipe.model_sha256 != pipe.sha256:
         warn(f"{from_image} was made with another checkpoint; the image will differ")
     for line in lines:
-        unknown = pipe.unknown_words(line.prompt)
-        if unknown:
-            warn(f"words this checkpoint never saw in {line.prompt!r}: " + ", ".join(unknown))
+        _warn_about_prompt(pipe, line.prompt)
 
     if batch_size == 0:  # auto
         import torch
@@ -293,6 +291,16 @@ def generate(
         if failures == len(results):
             fail("no image was written", EXIT_BAD_INPUT)
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _warn_about_prompt(pipe, prompt: str) -> None:
+    """Say which words the checkpoint never saw, and what of a long prompt it cannot read."""
+    unknown = pipe.unknown_words(prompt)
+    if unknown:
+        warn(f"words this checkpoint never saw in {prompt!r}: " + ", ".join(unknown))
+    tail = pipe.ignored_tail(prompt)
+    if tail:
+        warn(f"the prompt is longer than this checkpoint reads ({pipe.prompts.max_length} tokens); ignored: {tail!r}")
 
 
 def _written_image(path: Path):
@@ -428,6 +436,7 @@ def edit_command(
     except ImageInputError as error:
         fail(str(error))
     pipe = _load_for_edit(model, threads, precision)
+    _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()
@@ -493,6 +502,7 @@ def restyle_command(
     except ImageInputError as error:
         fail(str(error))
     pipe = _load_for_edit(model, threads, precision)
+    _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()

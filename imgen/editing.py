@@ -151,6 +151,10 @@ def edit(
     the kept ones along the border (gradient-domain blending, `imgen.seam`):
     the tokenizer's small colour errors would otherwise show as an edge.
 
+    A photo's EXIF orientation is applied first, as image viewers do, so the
+    mask is read in the orientation the user saw when drawing it; "byte
+    identical" then means identical to the upright image.
+
     The result is RGBA when the input has transparency (regenerated pixels
     opaque), else RGB, at the input's size; `seed`, `seeds`, `sampler` and
     `callback` behave as in `Pipeline.generate`, one image per seed.
@@ -159,7 +163,7 @@ def edit(
     if grow < 0 or feather < 0 or context < 0:
         raise ValueError("grow, feather and context must not be negative")
     seeds = _seeds(seed, seeds)
-    work = working_image(_open(image))
+    work = working_image(ImageOps.exif_transpose(_open(image)))  # as viewers show it, and so as masks are drawn
     regenerate = resolve_mask(work, mask, resize_mask)
     grown = grow_mask(regenerate, grow)
     size = pipe.image_size

@@ -25,7 +25,8 @@ from imgen.sampler import SamplerConfig
 
 
 class NotAnImgenImage(ValueError):
-    """The file is not a PNG with imgen's record (another program's image, or not an image)."""
+    """The file holds no generate recipe: another program's image, not an image, or an imgen edit,
+    restyle or world render (their pixels depend on a source image or on the world, not on a prompt alone)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
     record = read_metadata(path)
     if not record:
         raise NotAnImgenImage(f"{path}: not a PNG written by imgen (no imgen metadata)")
+    task = record.get("task")
+    if task is not None:
+        raise NotAnImgenImage(
+            f"{path} was made by `imgen {task}` from a source image; its prompt alone does not make it again"
+        )
+    if "sampler" not in record:
+        raise NotAnImgenImage(f"{path}: not made by `imgen generate` (no sampler settings; a world render?)")
     model = record.get("model")
     return Recipe(
         prompt=record.get("prompt"),

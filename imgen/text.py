@@ -91,6 +91,25 @@ class PromptEncoder:
         ids = self.tokenizer.encode(pre_tokenize(prompt), is_pretokenized=True).ids[: self.max_length]
         return ids + [self.pad_id] * (self.max_length - len(ids))
 
+    def ignored_tail(self, prompt: str) -> str:
+        """What the generator never reads of `prompt`: the tokens past `max_length`, as text ("" if it fits).
+
+        Quoted text costs a token per character, so a long prompt with words in
+        quotes can lose its last clause (a style, a background) without notice.
+        """
+        rest = pre_tokenize(prompt)[self.max_length :]
+        words: list[str] = []
+        for piece in rest:
+            if piece in (QUOTE_OPEN, QUOTE_CLOSE):
+                words.append('"')
+            elif piece == SPACE_CHAR:
+                words.append(" ")
+            elif piece.startswith(CHAR_PREFIX):
+                words.append(piece[len(CHAR_PREFIX) :])
+            else:
+                words.append(f" {piece} ")
+        return " ".join("".join(words).split())
+
     def unknown_words(self, prompt: str) -> list[str]:
         """Words of `prompt` the vocabulary does not hold, in order, without repeats."""
         seen: list[str] = []

@@ -51,3 +51,20 @@ def test_a_png_without_imgen_metadata_has_no_recipe(tmp_path: Path):
     for name in ("plain.png", "text.png", "missing.png"):
         with pytest.raises(imgen.NotAnImgenImage, match="not a PNG written by imgen"):
             imgen.recipe_from_image(tmp_path / name)
+
+
+def test_edits_restyles_and_world_renders_have_no_generate_recipe(tmp_path: Path):
+    from imgen.io import save_png
+
+    generated = {"prompt": "a cat", "seed": 1, "size": 128, "sampler": {"cfg": 3.0}, "model": "default"}
+    records = {
+        "edit.png": ({**generated, "task": "edit", "source": "scene.png"}, "made by `imgen edit`"),
+        "restyle.png": ({**generated, "task": "restyle", "reference": "ref.png"}, "made by `imgen restyle`"),
+        "world.png": ({"prompt": "a cat", "seed": 1, "size": 128, "scene": "{}"}, "not made by `imgen generate`"),
+    }
+    for name, (record, message) in records.items():
+        save_png(Image.new("RGB", (8, 8)), tmp_path / name, metadata=record)
+        with pytest.raises(imgen.NotAnImgenImage, match=message):
+            imgen.recipe_from_image(tmp_path / name)
+    save_png(Image.new("RGB", (8, 8)), tmp_path / "generated.png", metadata=generated)
+    assert imgen.recipe_from_image(tmp_path / "generated.png").prompt == "a cat"

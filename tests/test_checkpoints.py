@@ -126,12 +126,25 @@ def test_wrong_kind_and_mismatched_weights_raise_checkpoint_error(saved, tmp_pat
     assert "missing" in _assert_one_line_error(partial)
 
 
-def test_writes_are_atomic_and_leave_no_temporary_files(saved, tmp_path):
+def test_writes_are_atomic_and_leave_no_temporary_files(saved, tmp_path, monkeypatch):
+    import imgen.checkpoints as checkpoints
+
     model, path = saved
     before = path.read_bytes()
     with pytest.raises(TypeError):
         save_checkpoint(path, model.state_dict(), {"config": {"not": "a string"}})  # type: ignore[dict-item]
-    assert path.read_bytes() == before  # a failed save never touches the existing file
+    assert path.read_bytes() == before
+
+    def write_half_then_fail(tensors, filename, metadata=None):  # a disk that fills up mid-write
+        Path(filename).write_bytes(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_file", write_half_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        save_tokenizer(trained_like_model(seed=1), path)
+    assert path.read_bytes() == before  # a save that fails while writing never touches the existing file
+    assert sorted(os.listdir(tmp_path)) == ["vq.safetensors"]
+    monkeypatch.undo()
     save_tokenizer(trained_like_model(seed=1), path)
     assert path.read_bytes() != before
     assert sorted(os.listdir(tmp_path)) == ["vq.safetensors"]
@@ -201,3 +214,50 @@ def test_no_unsafe_deserialisation_anywhere_in_the_package():
             ):
                 offenders.append(f"{source.name}: {node.value.id}.{node.attr}")
     assert not offenders, offenders
+
+
+# ---------------------------------------------------------------- generator headers and pairs
+
+
+def _with_generator_header(folder: Path, target: Path, change) -> Path:
+    """A copy of checkpoint `folder` whose generator header is `change(metadata)`, weights untouched."""
+    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE
+
+    target.mkdir()
+    (target / TOKENIZER_FILE).write_bytes((folder / TOKENIZER_FILE).read_bytes())
+    tensors, metadata = load_checkpoint(folder / GENERATOR_FILE)
+    save_checkpoint(target / GENERATOR_FILE, tensors, change(dict(metadata)))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: {k: v for k, v in m.items() if k != "config"}, "config in the header is missing or invalid"),
+        (lambda m: {**m, "config": json.dumps({**json.loads(m["config"]), "rope": 1})}, "config in the header"),
+        (lambda m: {**m, "config": "{not json"}, "config in the header"),
+        (lambda m: {**m, "text_tokenizer": "{}"}, "prompt tokenizer in the header"),
+        (lambda m: {**m, "format_version": "2"}, "format version '2' is not supported"),
+    ],
+    ids=["no-config", "unknown-field", "bad-json", "bad-prompt-tokenizer", "newer-format"],
+)
+def test_a_bad_generator_header_is_one_checkpoint_error(tiny_checkpoint, tmp_path, change, message):
+    from imgen.api import load
+
+    folder = _with_generator_header(tiny_checkpoint, tmp_path / "bad", change)
+    with pytest.raises(CheckpointError) as caught:
+        load(folder, precision="fp32")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_tokenizer_from_another_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, load
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / GENERATOR_FILE).write_bytes((tiny_checkpoint / GENERATOR_FILE).read_bytes())
+    other = VQ_SIZES["tiny"].with_overrides(detail_levels=(8, 5, 5))  # another detail codebook size
+    save_tokenizer(VQTokenizer(other), mixed / TOKENIZER_FILE)
+    with pytest.raises(CheckpointError, match="does not match the generator"):
+        load(mixed, precision="fp32")
+    load(tiny_checkpoint, precision="fp32")  # the pair it was saved with loads

@@ -140,3 +140,63 @@ def test_growing_the_tokenizer_decoder_needs_a_start_and_cannot_shrink(tmp_path:
     )  # fmt: skip
     assert shrink.returncode == 2 and "only grow" in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
     assert not out.exists()  # a run that cannot start leaves no folder
+
+
+def test_a_generator_header_without_config_exits_3_with_one_line(tmp_path: Path, tiny_checkpoint: Path):
+    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE
+    from imgen.checkpoints import load_checkpoint, save_checkpoint
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / TOKENIZER_FILE).write_bytes((tiny_checkpoint / TOKENIZER_FILE).read_bytes())
+    tensors, metadata = load_checkpoint(tiny_checkpoint / GENERATOR_FILE)
+    save_checkpoint(broken / GENERATOR_FILE, tensors, {k: v for k, v in metadata.items() if k != "config"})
+    result = run("generate", "a red circle", "-o", "x.png", "--model", str(broken), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "config" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels: enough for a reader to judge its size before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_edit_refuses_bad_inputs_with_one_line_exit_2_and_no_output(tmp_path: Path, tiny_checkpoint: Path):
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "scene.png")
+    Image.new("L", (64, 64), 0).save(tmp_path / "black.png")
+    small = Image.new("L", (32, 32), 0)
+    small.paste(255, (8, 8, 16, 16))
+    small.save(tmp_path / "small.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "scene.png").read_bytes()[:60])
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(30000, 30000))
+    cases = {
+        ("scene.png", "small.png"): "--resize-mask",
+        ("scene.png", "black.png"): "nothing to edit",
+        ("notes.png", "black.png"): "not a readable image",
+        ("cut.png", "black.png"): "not a readable image",
+        ("bomb.png", "black.png"): "too large",
+    }
+    for (image, mask), message in cases.items():
+        result = run("edit", image, "a blue star", "--mask", mask, "-o", "out.png",
+                     "--model", str(tiny_checkpoint), "--no-preview", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2, (image, mask, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+        assert not (tmp_path / "out.png").exists()
+
+
+def test_a_prompt_longer_than_the_checkpoint_reads_is_warned_about(tmp_path: Path, tiny_checkpoint: Path):
+    prompt = 'two red stars above a blue car, the word "HELLO" at the bottom, a yellow sun in the top right at night'
+    result = run("generate", prompt, "-o", "x.png", "--model", str(tiny_checkpoint), "--no-preview", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "the prompt is longer than this checkpoint reads (24 tokens); ignored: 'top right at night'" in result.stderr
+    short = run("generate", "a red star", "-o", "y.png", "--model", str(tiny_checkpoint), "--no-preview", cwd=tmp_path)
+    assert short.returncode == 0 and "longer than" not in short.stderr

@@ -218,6 +218,25 @@ def test_a_path_works_for_image_and_mask(pipe, tmp_path):
     assert np.array_equal(np.asarray(from_files.image), np.asarray(from_objects.image))
 
 
+def test_a_rotated_photo_is_edited_upright_as_its_mask_was_drawn(pipe, tmp_path):
+    from PIL import ImageOps
+
+    stored = _photo(96, 48, 6)  # the camera's pixels, landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    with Image.open(tmp_path / "phone.jpg") as opened:
+        upright = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    assert upright.shape[:2] == (96, 48)  # what a viewer shows: portrait
+    mask = Image.new("L", (48, 96), 0)  # drawn on the portrait view
+    mask.paste(255, (10, 60, 30, 80))
+    result = edit(pipe, tmp_path / "phone.jpg", mask, PROMPT, seed=0)
+    out = np.asarray(result.image)
+    assert out.shape[:2] == (96, 48)
+    keep = ~np.asarray(mask, dtype=bool)
+    assert np.array_equal(out[keep], upright[keep])
+
+
 # ---------------------------------------------------------------- seeds and previews
 
 
