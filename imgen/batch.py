@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from imgen.outputs import image_metadata, output_path, parameters_text
 from imgen.recipe import read_metadata
-from imgen.sampler import SamplerConfig
+from imgen.sampler import SamplerConfig, check_seed
 from imgen.shards import shard_bounds
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ def plan_jobs(
         for j in range(line.n * count):
             index = len(jobs)
             seed = base_seed + index if line.seed is None else line.seed + j
+            try:
+                check_seed(seed)
+            except ValueError as error:
+                raise PromptFileError(f"image {index} ({line.prompt!r}): {error}") from None
             settings = sampler if line.cfg is None else replace(sampler, cfg=line.cfg)
             if line.name is not None:
                 stem = line.name if line.n * count == 1 else f"{Path(line.name).stem}-{j}"
@@ -178,13 +182,13 @@ def already_done(job: Job, size: int, model: str, sha256: str, precision: str = 
 
 def prepare_folders(jobs: Iterable[Job]) -> None:
     """Create the output folders up front, so a bad path fails before any image is computed."""
+    from imgen.io import OutputFolderError, ensure_folder
+
     for folder in sorted({job.path.parent for job in jobs if str(job.path.parent)}):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise PromptFileError(f"cannot write into {folder}: {error.strerror or error}") from None
-        if not os.access(folder, os.W_OK):
-            raise PromptFileError(f"cannot write into {folder}: permission denied")
+            ensure_folder(folder)
+        except OutputFolderError as error:
+            raise PromptFileError(str(error)) from None
 
 
 def remove_stale_temporaries(jobs: Iterable[Job]) -> int:

@@ -156,19 +156,34 @@ def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
 
 
 def export_checkpoint_folder(
-    source: str | os.PathLike[str], target: str | os.PathLike[str], dtype: str = "fp16"
+    source: str | os.PathLike[str], target: str | os.PathLike[str], dtype: str = "fp16", overwrite: bool = False
 ) -> Path:
     """Copy a checkpoint folder with every file's floating-point tensors cast to 16 bits (half the size).
 
     The header (config, prompt tokenizer, provenance) is kept as it is, so the
     exported files rebuild their models alone; loaders cast back to fp32.
+    Files already in `target` are replaced only with `overwrite` (else
+    `FileExistsError`), and only once every file has been written beside
+    them: a failure part-way never leaves a new tokenizer next to an old
+    generator.
     """
     src, dst = Path(source), Path(target)
     files = sorted(src.glob("*.safetensors"))
     if not files:
         raise CheckpointError(f"{src}: no safetensors files to export")
+    taken = [dst / f.name for f in files if (dst / f.name).exists()]
+    if taken and not overwrite:
+        raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace the checkpoint in {dst}")
     dst.mkdir(parents=True, exist_ok=True)
-    for file in files:
-        tensors, metadata = load_checkpoint(file)
-        save_checkpoint(dst / file.name, tensors, {**metadata, "exported_dtype": dtype}, dtype=dtype)
+    staging = Path(tempfile.mkdtemp(prefix=".export.", dir=dst))
+    try:
+        for file in files:
+            tensors, metadata = load_checkpoint(file)
+            save_checkpoint(staging / file.name, tensors, {**metadata, "exported_dtype": dtype}, dtype=dtype)
+        for file in files:
+            os.replace(staging / file.name, dst / file.name)
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
     return dst

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from imgen.cli_errors import EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE, EXIT_PARTIAL, fail, warn
+from imgen.cli_errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_UNAVAILABLE, EXIT_PARTIAL, fail, warn
 from imgen.weights_cli import weights_app
 
 app = typer.Typer(
@@ -293,6 +293,18 @@ def generate(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def _prepare_output(path: Path, overwrite: bool) -> None:
+    """Fail before any work when `path` exists (without --overwrite) or its folder cannot be written."""
+    from imgen.io import OutputFolderError, ensure_folder
+
+    if path.exists() and not overwrite:
+        fail(f"{path} exists; pass --overwrite to replace it")
+    try:
+        ensure_folder(path.parent)
+    except OutputFolderError as error:
+        fail(str(error))
+
+
 def _warn_about_prompt(pipe, prompt: str) -> None:
     """Say which words the checkpoint never saw, and what of a long prompt it cannot read."""
     unknown = pipe.unknown_words(prompt)
@@ -428,8 +440,7 @@ def edit_command(
     if not prompt.strip():
         fail("the prompt is empty")
     path = output or Path(f"{image.stem}-edit-s{seed}.png")
-    if path.exists() and not overwrite:
-        fail(f"{path} exists; pass --overwrite to replace it")
+    _prepare_output(path, overwrite)
     try:
         source = load_image(image)
         mask_image = load_image(mask) if mask is not None else None
@@ -495,8 +506,7 @@ def restyle_command(
     if not prompt.strip():
         fail("the prompt is empty")
     path = output or Path(f"{reference.stem}-restyle-s{seed}.png")
-    if path.exists() and not overwrite:
-        fail(f"{path} exists; pass --overwrite to replace it")
+    _prepare_output(path, overwrite)
     try:
         source = load_image(reference)
     except ImageInputError as error:
@@ -506,7 +516,12 @@ def restyle_command(
     config = SamplerConfig(cfg=cfg, temperature=temperature)
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()
-    image = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)[0]
+    try:
+        image = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)[
+            0
+        ]
+    except ValueError as error:
+        fail(str(error))
     if terminal is not None:
         terminal.finish(image)
     record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
@@ -580,6 +595,12 @@ def eval_command(
     if reconstruct and source not in ("generator", "reconstruction"):
         fail(f"--reconstruct and --source {source} ask for different images; give one of them")
     source = "reconstruction" if reconstruct else source
+    from imgen.io import OutputFolderError, ensure_folder
+
+    try:
+        ensure_folder(out)  # a bad --out fails now, not after minutes of sampling
+    except OutputFolderError as error:
+        fail(str(error))
     if check_judge:
         from imgen.eval.judge import check_judge as run_check
 
@@ -695,8 +716,8 @@ def _run_training(train, run) -> None:
     except TrainingInterrupted as stopped:
         typer.echo(f"imgen: {stopped}", err=True)
         if launched_by_torchrun():
-            leave_worker(130)
-        sys.exit(130)
+            leave_worker(EXIT_INTERRUPTED)
+        sys.exit(EXIT_INTERRUPTED)
     except ModelUnavailableError as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     except (ValueError, CheckpointError) as error:
@@ -764,21 +785,26 @@ def train_export_command(
     run: Annotated[Path, typer.Argument(help="A checkpoint folder (e.g. runs/generator/checkpoint).")],
     out: Annotated[Path, typer.Option(help="Folder to write the 16-bit checkpoint to.")],
     dtype: Annotated[str, typer.Option(help="fp16 or bf16.")] = "fp16",
+    overwrite: Annotated[bool, typer.Option(help="Replace a checkpoint already in --out.")] = False,
 ) -> None:
     """Write a 16-bit copy of a checkpoint folder (what gets bundled or published).
 
     Example:
 
-      imgen train export runs/generator/checkpoint --out imgen/weights/default
+      imgen train export runs/generator/checkpoint --out release/icons && imgen weights add release/icons --name icons
     """
     from imgen.checkpoints import CheckpointError, export_checkpoint_folder
 
     if dtype not in ("fp16", "bf16"):
         fail(f"unknown dtype {dtype!r}; choose fp16 or bf16")
     try:
-        typer.echo(str(export_checkpoint_folder(run, out, dtype)))
+        typer.echo(str(export_checkpoint_folder(run, out, dtype, overwrite=overwrite)))
     except CheckpointError as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
+    except OSError as error:  # an existing checkpoint without --overwrite, or a folder that cannot be written
+        fail(
+            str(error) if isinstance(error, FileExistsError) else f"cannot write into {out}: {error.strerror or error}"
+        )
 
 
 @train_app.command("generator")
@@ -865,6 +891,8 @@ def train_plot_command(
         typer.echo(str(plot_run(run, output)))
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # an output folder that cannot be made or written
+        fail(str(error) if str(error).startswith("cannot write") else f"cannot write {output}: {error}")
 
 
 data_app = typer.Typer(
@@ -914,9 +942,23 @@ def data_check(
 
 
 def main() -> None:
-    """Entry point: run the app, mapping Ctrl-C to exit code 130."""
+    """Entry point: run the app; Ctrl-C says so in one line and exits 130, whatever the Typer version.
+
+    Why not plain `app()`: Typer turns Ctrl-C into a silent exit 130 (recent
+    versions) or click's "Aborted!" and exit 1 (older ones), before any handler
+    here could see it. Run without standalone mode, the interrupt and usage
+    errors come back here and are reported the same way everywhere.
+    """
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        code = EXIT_INTERRUPTED
+    except Exception as error:  # usage errors: Click's ClickException, or that of the Click that Typer vendors
+        show, exit_code = getattr(error, "show", None), getattr(error, "exit_code", None)
+        if not (callable(show) and isinstance(exit_code, int)):
+            raise
+        show()
+        sys.exit(exit_code)
+    if code == EXIT_INTERRUPTED:
         typer.echo("imgen: interrupted", err=True)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -13,6 +13,7 @@ import typer
 EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

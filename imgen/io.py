@@ -57,6 +57,23 @@ def save_png(
     return target
 
 
+class OutputFolderError(OSError):
+    """The folder an output should go to cannot be created or written; the message is one line."""
+
+
+def ensure_folder(folder: str | os.PathLike[str]) -> None:
+    """Create `folder` (with its parents) and check it is writable, so a bad output path fails before any work."""
+    target = Path(folder)
+    if not str(target):
+        return
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFolderError(f"cannot write into {target}: {error.strerror or error}") from None
+    if not os.access(target, os.W_OK):
+        raise OutputFolderError(f"cannot write into {target}: permission denied")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -29,7 +29,13 @@ def output_path(pattern: str | None, prompt: str, seed: int, index: int, count: 
     if pattern is None:
         return Path(f"{slug}-s{seed}.png")
     if "{" in pattern:
-        return Path(pattern.format(index=index, seed=seed, slug=slug))
+        try:
+            return Path(pattern.format(index=index, seed=seed, slug=slug))
+        except (KeyError, IndexError, ValueError, AttributeError) as error:
+            raise ValueError(
+                f"-o {pattern!r} cannot be filled in ({type(error).__name__}: {error}); "
+                "the placeholders are {index}, {seed} and {slug}"
+            ) from None
     path = Path(pattern)
     if count > 1:  # several images and one plain name: number them
         return path.with_name(f"{path.stem}-{index}{path.suffix or '.png'}")

@@ -21,6 +21,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from imgen.io import ensure_folder, save_png
+
 METRICS_FILE = "metrics.jsonl"
 DEFAULT_PLOT_FILE = "loss.png"
 
@@ -323,6 +325,5 @@ def plot_run(run_dir: Path, out: Path | None = None, keys: Sequence[str] | None 
     folder = run_dir.parent if run_dir.is_file() else run_dir
     out = Path(out) if out is not None else folder / DEFAULT_PLOT_FILE
     image = plot_curves(records, keys, title=folder.name or None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out, format="PNG")
-    return out
+    ensure_folder(out.parent)
+    return save_png(image, out, overwrite=True)  # a derived picture: redrawn in place, atomically

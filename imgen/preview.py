@@ -25,6 +25,7 @@ from PIL import Image
 
 UPPER_HALF = "\u2580"
 KITTY_CHUNK = 4096  # the kitty graphics protocol's largest base64 payload per escape
+PIXELS_PER_CELL = 10  # about a terminal cell's width in pixels
 
 
 def inline_protocol(env: Mapping[str, str] | None = None) -> str | None:
@@ -39,15 +40,19 @@ def inline_protocol(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def _png_bytes(image: Image.Image) -> bytes:
+def _png_bytes(image: Image.Image, columns: int) -> bytes:
+    """The image as PNG, no larger than `columns` terminal cells show (about 10 px each): an edit of a
+    12-megapixel photo must not push tens of megabytes through the terminal."""
+    small = image.convert("RGB")
+    small.thumbnail((columns * PIXELS_PER_CELL, columns * PIXELS_PER_CELL * 2))
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
+    small.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def kitty_image(image: Image.Image, columns: int) -> str:
     """The kitty graphics escapes that show `image` at the cursor, `columns` cells wide, in base64 chunks."""
-    payload = base64.standard_b64encode(_png_bytes(image)).decode("ascii")
+    payload = base64.standard_b64encode(_png_bytes(image, columns)).decode("ascii")
     chunks = [payload[i : i + KITTY_CHUNK] for i in range(0, len(payload), KITTY_CHUNK)]
     escapes = []
     for index, chunk in enumerate(chunks):
@@ -59,7 +64,7 @@ def kitty_image(image: Image.Image, columns: int) -> str:
 
 def iterm_image(image: Image.Image, columns: int) -> str:
     """iTerm2's inline-image escape (OSC 1337) that shows `image` at the cursor, `columns` cells wide."""
-    data = _png_bytes(image)
+    data = _png_bytes(image, columns)
     payload = base64.standard_b64encode(data).decode("ascii")
     return f"\x1b]1337;File=inline=1;size={len(data)};width={columns};preserveAspectRatio=1:{payload}\x07"
 
@@ -90,8 +95,12 @@ class TerminalPreview:
         self.protocol = inline_protocol(env)
 
     @staticmethod
-    def wanted(stream: TextIO | None = None) -> bool:
+    def wanted(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
+        """Only on a terminal that shows colour: not when piped, not on TERM=dumb, not under NO_COLOR."""
         stream = stream or sys.stderr
+        env = os.environ if env is None else env
+        if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+            return False
         return hasattr(stream, "isatty") and stream.isatty()
 
     def show(self, image: Image.Image, status: str) -> None:

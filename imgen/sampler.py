@@ -73,9 +73,19 @@ class SamplerConfig:
     detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what `torch.Generator.manual_seed` takes
+
+
+def check_seed(seed: int) -> int:
+    """`seed` if a torch generator takes it, else a `ValueError` naming the range (checked before any work)."""
+    if not SEED_MIN <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed} is out of range: seeds go from -2**63 to 2**64 - 1")
+    return seed
+
+
 def make_generators(seeds: list[int]) -> list[torch.Generator]:
     """One CPU generator per image, seeded with that image's seed."""
-    return [torch.Generator().manual_seed(seed) for seed in seeds]
+    return [torch.Generator().manual_seed(check_seed(seed)) for seed in seeds]
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:

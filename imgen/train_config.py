@@ -31,7 +31,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({error})") from None
     except TomlError as error:
         raise ConfigError(str(error)) from None
-    return data.get("train", data) if isinstance(data.get("train"), dict) else data
+    if not isinstance(data.get("train"), dict):
+        return data
+    outside = sorted(key for key in data if key != "train")
+    if outside:  # both forms at once: the top-level keys would be dropped without a word
+        raise ConfigError(f"{path}: keys outside [train] would be ignored: {', '.join(outside)}; move them into it")
+    return data["train"]
 
 
 def build_config(cls: type[T], file_values: dict[str, Any], flag_values: dict[str, Any], where: str = "config") -> T:

@@ -69,6 +69,20 @@ def test_two_jobs_writing_one_file_is_refused():
         plan_jobs([PromptLine("a cat"), PromptLine("a cat")], 0, SamplerConfig(), pattern="{slug}.png")
 
 
+def test_a_seed_outside_what_torch_takes_is_refused_before_any_work():
+    plan_jobs([PromptLine("a cat", seed=2**64 - 2)], 0, SamplerConfig(), count=2)  # the last valid seed is 2**64 - 1
+    with pytest.raises(PromptFileError, match=r"image 2 \('a cat'\): seed 18446744073709551616 is out of range"):
+        plan_jobs([PromptLine("a cat", seed=2**64 - 2)], 0, SamplerConfig(), count=3)
+    with pytest.raises(PromptFileError, match="out of range"):
+        plan_jobs([PromptLine("a cat")], -(2**63) - 1, SamplerConfig())
+
+
+@pytest.mark.parametrize("pattern", ["{name}.png", "{0}.png", "{seed:q}.png", "{slug.x}.png"])
+def test_an_output_pattern_with_an_unknown_placeholder_names_the_ones_there_are(pattern: str):
+    with pytest.raises(ValueError, match=r"placeholders are \{index\}, \{seed\} and \{slug\}"):
+        plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern=pattern)
+
+
 def test_shards_cover_every_job_exactly_once():
     jobs = plan_jobs([PromptLine(f"{i} cats") for i in range(1, 12)], 0, SamplerConfig())
     parts = [shard(jobs, rank, 3) for rank in range(3)]
@@ -155,6 +169,8 @@ def test_ctrl_c_during_a_sharded_batch_exits_130_and_leaves_only_whole_images(tm
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
+    assert stderr.decode().strip().splitlines()[-1] == "imgen: interrupted"  # said in one line, no traceback
+    assert "Traceback" not in stderr.decode()
     files = list(out.iterdir())
     assert 0 < len(files) < 24 * 1000 and all(f.suffix == ".png" for f in files)
     for file in files:

@@ -261,3 +261,23 @@ def test_a_tokenizer_from_another_checkpoint_is_refused(tiny_checkpoint, tmp_pat
     with pytest.raises(CheckpointError, match="does not match the generator"):
         load(mixed, precision="fp32")
     load(tiny_checkpoint, precision="fp32")  # the pair it was saved with loads
+
+
+def test_an_export_that_fails_part_way_leaves_the_old_checkpoint_whole(tiny_checkpoint, tmp_path, monkeypatch):
+    import imgen.checkpoints as checkpoints
+
+    out = tmp_path / "out"
+    checkpoints.export_checkpoint_folder(tiny_checkpoint, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    real_save, calls = checkpoints.save_checkpoint, []
+
+    def fail_on_the_second_file(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("No space left on device")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", fail_on_the_second_file)
+    with pytest.raises(OSError, match="No space"):
+        checkpoints.export_checkpoint_folder(tiny_checkpoint, out, dtype="bf16", overwrite=True)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before  # neither file replaced, nothing left over

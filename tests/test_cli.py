@@ -75,6 +75,15 @@ def test_export_halves_a_checkpoint_that_still_generates(tmp_path: Path, tiny_ch
         assert (out / file.name).stat().st_size < 0.6 * file.stat().st_size
     made = run("generate", "a red circle", "-o", "x.png", "--model", str(out), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    again = run("train", "export", str(tiny_checkpoint), "--out", str(out), "--dtype", "bf16", cwd=tmp_path)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr, again.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    replaced = run("train", "export", str(tiny_checkpoint), "--out", str(out), "--dtype", "bf16", "--overwrite",
+                   cwd=tmp_path)  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(f.name for f in out.iterdir()) == sorted(before)  # no staging folder left behind
+    assert {f.name: f.read_bytes() for f in out.iterdir()} != before
 
 
 def test_the_bundled_checkpoint_verifies_against_weights_lock(tmp_path: Path):
@@ -200,3 +209,37 @@ def test_a_prompt_longer_than_the_checkpoint_reads_is_warned_about(tmp_path: Pat
     assert "the prompt is longer than this checkpoint reads (24 tokens); ignored: 'top right at night'" in result.stderr
     short = run("generate", "a red star", "-o", "y.png", "--model", str(tiny_checkpoint), "--no-preview", cwd=tmp_path)
     assert short.returncode == 0 and "longer than" not in short.stderr
+
+
+def test_edit_makes_its_output_folder_and_fails_early_where_it_cannot(tmp_path: Path, tiny_checkpoint: Path):
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "scene.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 40, 40))
+    mask.save(tmp_path / "mask.png")
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    args = ("edit", "scene.png", "a blue star", "--mask", "mask.png", "--model", str(tiny_checkpoint), "--no-preview")
+    blocked = run(*args, "-o", "taken/out.png", cwd=tmp_path)
+    assert blocked.returncode == 2 and "cannot write into taken" in blocked.stderr, blocked.stderr
+    made = run(*args, "-o", "new/sub/out.png", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "new" / "sub" / "out.png").is_file()
+
+
+def test_eval_and_plot_refuse_an_output_they_cannot_write_in_one_line(tmp_path: Path):
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    evaluated = run("eval", "--out", "taken/sub", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert evaluated.returncode == 2 and "cannot write into taken/sub" in evaluated.stderr, evaluated.stderr
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
+    plotted = run("train", "plot", "run", "-o", "taken/loss.png", cwd=tmp_path)
+    assert plotted.returncode == 2 and "cannot write into taken" in plotted.stderr, plotted.stderr
+    assert len(plotted.stderr.strip().splitlines()) == 1
+    again = run("train", "plot", "run", "-o", "plots/loss.png", cwd=tmp_path)
+    assert again.returncode == 0 and (tmp_path / "plots" / "loss.png").is_file(), again.stderr
+
+
+def test_usage_errors_are_reported_by_click_with_exit_2_and_no_traceback(tmp_path: Path):
+    for args, message in ((["--bogus"], "No such option: --bogus"), (["generate", "--cfg", "x", "a"], "'--cfg'")):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -111,3 +111,20 @@ def test_finish_on_a_plain_terminal_only_erases_the_drawing():
     before = len(stream.getvalue())
     preview.finish(image)
     assert stream.getvalue()[before:] == "\x1b[3F\x1b[0J"
+
+
+def test_a_large_image_is_sent_no_larger_than_the_cells_show():
+    big = Image.new("RGB", (4000, 3000), (200, 100, 50))
+    match = re.fullmatch(r"\x1b\]1337;File=([^:]*):([^\x07]*)\x07", iterm_image(big, columns=24))
+    assert match is not None
+    sent = _decoded(match.group(2))
+    assert sent.shape[1] <= 240 and abs(sent.shape[1] / sent.shape[0] - 4 / 3) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"TERM": "xterm-256color"}, True), ({"TERM": "dumb"}, False), ({"TERM": "xterm", "NO_COLOR": "1"}, False)],
+)
+def test_the_preview_is_drawn_only_on_a_colour_terminal(env, expected):
+    assert TerminalPreview.wanted(FakeTTY(), env) is expected
+    assert TerminalPreview.wanted(io.StringIO(), {"TERM": "xterm-256color"}) is False  # piped: never

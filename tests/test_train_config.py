@@ -18,6 +18,15 @@ def test_file_values_override_defaults_and_flags_override_the_file(tmp_path: Pat
     assert isinstance(config.lr, float) and config.batch_size == GeneratorTrainConfig().batch_size
 
 
+def test_keys_above_a_train_table_are_an_error_not_dropped(tmp_path: Path):
+    path = tmp_path / "run.toml"
+    path.write_text("lr = 0.001\nseed = 3\n[train]\nmax_steps = 5\n")
+    with pytest.raises(ConfigError, match="keys outside \\[train\\] would be ignored: lr, seed"):
+        read_config_file(path)
+    path.write_text("lr = 0.001\nmax_steps = 5\n")  # the top level alone is fine
+    assert read_config_file(path) == {"lr": 0.001, "max_steps": 5}
+
+
 def test_unknown_keys_and_wrong_types_are_errors_that_name_the_key(tmp_path: Path):
     with pytest.raises(ConfigError, match="'max_step'"):
         build_config(GeneratorTrainConfig, {"max_step": 5}, {})
