@@ -755,8 +755,7 @@ def add(
         source = "package"
     else:
         source = "hub" if repo_id is not None else "local"
-        target = cache_root() / "checkpoints" / name
-        files = tuple(_copy_in(folder / filename, target, license, repo_id, revision) for filename in CHECKPOINT_FILES)
+        files = _copy_checkpoint_in(folder, cache_root() / "checkpoints" / name, license, repo_id, revision)
     entry = LockedCheckpoint(name=name, source=source, files=files)
     write_lock(replace(lock, checkpoints={**lock.checkpoints, name: entry}))
     return entry
@@ -771,6 +770,30 @@ def lock_bundled(
 
 def _describe(path: Path, license: str, repo_id: str | None, revision: str | None) -> LockedFile:
     return LockedFile(path.name, path.stat().st_size, file_sha256(path), license, repo_id, revision)
+
+
+def _copy_checkpoint_in(
+    folder: Path, target: Path, license: str, repo_id: str | None, revision: str | None
+) -> tuple[LockedFile, ...]:
+    """Copy every file of checkpoint `folder` into `target`, all or nothing.
+
+    The files are copied (and hashed) into a staging folder first and renamed
+    into `target` only once all of them are there, so a failed `add --replace`
+    never leaves a new tokenizer beside an old generator under a lock that
+    pins neither pair.
+    """
+    staging_root = cache_root() / "tmp"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    _sweep_staging(staging_root)
+    staging = Path(tempfile.mkdtemp(prefix=f"add-{target.name}-", dir=staging_root))
+    try:
+        files = tuple(_copy_in(folder / filename, staging, license, repo_id, revision) for filename in CHECKPOINT_FILES)
+        target.mkdir(parents=True, exist_ok=True)
+        for filename in CHECKPOINT_FILES:
+            os.replace(staging / filename, target / filename)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return files
 
 
 def _copy_in(source: Path, target: Path, license: str, repo_id: str | None, revision: str | None) -> LockedFile:

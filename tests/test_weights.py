@@ -416,6 +416,30 @@ def test_add_pins_a_folder_that_resolve_model_then_loads(isolated: Path, tiny_ch
         resolve_model("mine")
 
 
+def test_an_add_replace_that_fails_part_way_keeps_the_old_files_and_lock(
+    isolated: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+):
+    add(tiny_checkpoint, "mine")
+    before = {f.name: f.read_bytes() for f in cached("mine").iterdir()}
+    lock_before = read_lock().get("mine")
+    other = write_fake_checkpoint(isolated / "other")
+    real_copy, calls = weights._copy_in, []
+
+    def fail_on_the_second_file(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise OSError("No space left on device")
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(weights, "_copy_in", fail_on_the_second_file)
+    with pytest.raises(OSError, match="No space"):
+        add(other, "mine", replace_existing=True)
+    assert {f.name: f.read_bytes() for f in cached("mine").iterdir()} == before
+    assert read_lock().get("mine") == lock_before
+    assert list((weights.cache_root() / "tmp").iterdir()) == []
+    assert resolve_model("mine") == cached("mine")  # still verifies against its lock entry
+
+
 def test_add_refuses_what_is_not_a_checkpoint(isolated: Path):
     with pytest.raises(WeightsInputError, match="holds a 'imgen-generator' checkpoint"):
         add(write_fake_checkpoint(isolated / "swapped", swap_kinds=True), "swapped")
