@@ -517,11 +517,10 @@ def restyle_command(
     terminal, draw = _edit_preview(preview)
     start = time.perf_counter()
     try:
-        image = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)[
-            0
-        ]
+        images = restyle(pipe, source, prompt, strength, keep_size=keep_size, seed=seed, sampler=config, callback=draw)
     except ValueError as error:
         fail(str(error))
+    image = images[0]
     if terminal is not None:
         terminal.finish(image)
     record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
@@ -801,10 +800,10 @@ def train_export_command(
         typer.echo(str(export_checkpoint_folder(run, out, dtype, overwrite=overwrite)))
     except CheckpointError as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    except OSError as error:  # an existing checkpoint without --overwrite, or a folder that cannot be written
-        fail(
-            str(error) if isinstance(error, FileExistsError) else f"cannot write into {out}: {error.strerror or error}"
-        )
+    except FileExistsError as error:  # a checkpoint already in --out, without --overwrite
+        fail(str(error))
+    except OSError as error:  # a folder that cannot be written; nothing in it was replaced
+        fail(f"cannot write into {out}: {error.strerror or error}")
 
 
 @train_app.command("generator")
@@ -885,14 +884,15 @@ def train_plot_command(
 
       imgen train plot runs/generator -o loss.png
     """
+    from imgen.io import OutputFolderError
     from imgen.plot import plot_run
 
     try:
         typer.echo(str(plot_run(run, output)))
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OutputFolderError) as error:
         fail(str(error))
-    except OSError as error:  # an output folder that cannot be made or written
-        fail(str(error) if str(error).startswith("cannot write") else f"cannot write {output}: {error}")
+    except OSError as error:  # the write itself failed (disk full, ...)
+        fail(f"cannot write {output}: {error}")
 
 
 data_app = typer.Typer(

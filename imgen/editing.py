@@ -41,7 +41,7 @@ from imgen.masks import (
     touched_tokens,
     working_image,
 )
-from imgen.sampler import ProgressCallback, SamplerConfig, check_seed, guide, sample_tokens
+from imgen.sampler import ProgressCallback, SamplerConfig, guide, sample_tokens
 
 ImageLike = Image.Image | str | os.PathLike
 
@@ -76,7 +76,7 @@ def _seeds(seed: int, seeds: list[int] | None) -> list[int]:
     seeds = [seed] if seeds is None else list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
-    return [check_seed(s) for s in seeds]
+    return seeds
 
 
 def _check_prompt(prompt: str) -> None:

@@ -64,8 +64,6 @@ class OutputFolderError(OSError):
 def ensure_folder(folder: str | os.PathLike[str]) -> None:
     """Create `folder` (with its parents) and check it is writable, so a bad output path fails before any work."""
     target = Path(folder)
-    if not str(target):
-        return
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
