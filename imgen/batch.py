@@ -29,6 +29,26 @@ if TYPE_CHECKING:
     from imgen.api import Pipeline, PreviewCallback
 
 
+IMAGES_PER_THREAD = 4  # automatic batch size: images per call for each torch thread, one shard per thread
+
+
+def auto_batch_size(jobs: int, threads: int) -> int:
+    """Images per call when the caller leaves it to imgen: `IMAGES_PER_THREAD` per torch thread, at most `jobs`."""
+    return max(1, min(jobs, IMAGES_PER_THREAD * threads))
+
+
+def sampling_threads(requested: int, batch_size: int, jobs: int) -> int | None:
+    """Torch threads for a run: `requested`, or (for 0) one when images go one at a time, else torch's default (None).
+
+    One image at a time is a chain of tiny matrix products: a second thread
+    only adds synchronisation, and stalls badly when other processes share the
+    cores. A larger batch is split over the threads, one shard each (`imgen.shards`).
+    """
+    if requested:
+        return requested
+    return 1 if batch_size == 1 or jobs == 1 else None
+
+
 class PromptFileError(ValueError):
     """A prompt file line that cannot be used; the message names the line."""
 

@@ -25,7 +25,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-IMAGES_PER_THREAD = 4  # --batch-size 0 (auto): images per call for each torch thread, one shard per thread
 
 world_app = typer.Typer(
     help="The procedural world imgen is trained and judged on.\n\n"
@@ -200,17 +199,19 @@ def generate(
     from imgen.batch import (
         PromptFileError,
         PromptLine,
+        auto_batch_size,
         distributed_rank,
         job_record,
         plan_jobs,
         prepare_folders,
         read_prompt_file,
         run_jobs,
+        sampling_threads,
         shard,
     )
     from imgen.checkpoints import CheckpointError
     from imgen.preview import TerminalPreview
-    from imgen.recipe import NotAnImgenImage, recipe_from_image
+    from imgen.recipe import NotAnImgenImage, recipe_from_image, request_from
 
     recipe = None
     if from_image is not None:
@@ -220,45 +221,46 @@ def generate(
             fail(str(error))
     if prompt is not None and prompts_file is not None:
         fail("give a prompt or --prompts, not both")
-    if prompt is None and prompts_file is None:
-        prompt = recipe.prompt if recipe is not None else None
-        if prompt is None:
-            fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
-    if prompt is not None and not prompt.strip():
-        fail("the prompt is empty")
-    settings = _with_options(
-        recipe.sampler if recipe is not None else _default_sampler(),
-        cfg=cfg,
-        detail_cfg=detail_cfg,
-        temperature=temperature,
-        detail_temperature=detail_temperature,
-        top_k=top_k,
-        top_p=top_p,
-        coarse_steps=coarse_steps,
-        mode=sampler,
-        detail_window=detail_window,
-    )
-    base_seed = seed if seed is not None else (recipe.seed if recipe is not None else 0)
-    chosen_precision = precision or (recipe.precision if recipe is not None else "auto")
-    if model is None and recipe is not None:
-        model = recipe.model
     try:
-        lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(prompt or "")]
-        jobs = plan_jobs(lines, base_seed, settings, output, out_dir, count)
+        request = request_from(
+            recipe,
+            prompt=prompt,
+            seed=seed,
+            precision=precision,
+            model=model,
+            cfg=cfg,
+            detail_cfg=detail_cfg,
+            temperature=temperature,
+            detail_temperature=detail_temperature,
+            top_k=top_k,
+            top_p=top_p,
+            coarse_steps=coarse_steps,
+            mode=sampler,
+            detail_window=detail_window,
+        )
+    except ValueError as error:
+        fail(str(error))
+    if prompts_file is None and request.prompt is None:
+        fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
+    if prompts_file is None and not request.prompt.strip():
+        fail("the prompt is empty")
+    try:
+        lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(request.prompt)]
+        jobs = plan_jobs(lines, request.seed, request.sampler, output, out_dir, count)
         prepare_folders(jobs)
     except (PromptFileError, KeyError, IndexError, ValueError) as error:
         fail(str(error))
     rank, world = distributed_rank()
     jobs = shard(jobs, rank, world)
-    one_at_a_time = batch_size == 1 or len(jobs) == 1
     try:
-        # One image at a time is a chain of tiny matrix products: a second thread only adds
-        # synchronisation, and stalls badly when other processes share the cores. A larger
-        # batch is split over the threads, one shard each (`imgen.shards`).
-        pipe = load(model, threads=threads or (1 if one_at_a_time else None), precision=_precision(chosen_precision))
+        pipe = load(
+            request.model,
+            threads=sampling_threads(threads, batch_size, len(jobs)),
+            precision=_precision(request.precision),
+        )
     except (ModelUnavailableError, CheckpointError) as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    if recipe is not None and recipe.model_sha256 and recipe.model_sha256 != pipe.sha256:
+    if request.model_sha256 and request.model_sha256 != pipe.sha256:
         warn(f"{from_image} was made with another checkpoint; the image will differ")
     for line in lines:
         _warn_about_prompt(pipe, line.prompt)
@@ -266,7 +268,7 @@ def generate(
     if batch_size == 0:  # auto
         import torch
 
-        batch_size = max(1, min(len(jobs), IMAGES_PER_THREAD * torch.get_num_threads()))
+        batch_size = auto_batch_size(len(jobs), torch.get_num_threads())
     show = preview and len(jobs) == 1 and TerminalPreview.wanted()
     terminal = TerminalPreview() if show else None
 
@@ -326,20 +328,14 @@ def _written_image(path: Path):
         return None
 
 
-def _default_sampler():
-    from imgen.sampler import SamplerConfig
-
-    return SamplerConfig()
-
-
 def _with_options(base, **options):
     """`base` with the sampler options the command line gave (None = not given); an unknown mode fails."""
-    from dataclasses import replace
+    from imgen.sampler import with_options
 
-    settings = replace(base, **{name: value for name, value in options.items() if value is not None})
-    if settings.mode not in ("two-phase", "raster"):
-        fail(f"unknown sampler {settings.mode!r}; choose two-phase or raster")
-    return settings
+    try:
+        return with_options(base, **options)
+    except ValueError as error:
+        fail(str(error))
 
 
 def _write_one(

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image
 
-from imgen.sampler import SamplerConfig
+from imgen.sampler import SamplerConfig, with_options
 
 
 class NotAnImgenImage(ValueError):
@@ -36,7 +36,7 @@ class Recipe:
     prompt: str | None
     seed: int
     sampler: SamplerConfig
-    precision: str  # "fp32" or "bf16"
+    precision: str  # "fp32" or "bf16" as recorded; "auto" in a new request that names none
     model: str | None  # the checkpoint's recorded name (a folder's name, not its path); None: the bundled default
     model_sha256: str | None  # the checkpoint's digest, to tell whether `model` still is that file
 
@@ -93,4 +93,32 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
         precision=record.get("precision", "fp32"),
         model=None if model in (None, "default") else str(model),
         model_sha256=record.get("model_sha256"),
+    )
+
+
+def request_from(
+    recipe: Recipe | None,
+    *,
+    prompt: str | None = None,
+    seed: int | None = None,
+    precision: str | None = None,
+    model: str | None = None,
+    **sampler_options: object,
+) -> Recipe:
+    """The settings of a new generate request: what is given here wins over `recipe`, and `recipe` over the defaults.
+
+    `recipe` is an earlier image's (`generate --from-image`) or None. Options
+    left None keep the recipe's value, so `--from-image a.png --seed 5` makes
+    a.png's picture with another seed. The recipe's checkpoint digest is kept,
+    for the caller to warn when the checkpoint it loads is another one. An
+    unknown sampler mode is a `ValueError`.
+    """
+    base = recipe or Recipe(None, 0, SamplerConfig(), "auto", None, None)
+    return Recipe(
+        prompt=prompt if prompt is not None else base.prompt,
+        seed=seed if seed is not None else base.seed,
+        sampler=with_options(base.sampler, **sampler_options),
+        precision=precision or base.precision,
+        model=model if model is not None else base.model,
+        model_sha256=base.model_sha256,
     )

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -71,6 +71,22 @@ class SamplerConfig:
     detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
     detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
     detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
+
+
+SAMPLER_MODES = ("two-phase", "raster")
+
+
+def with_options(base: SamplerConfig, **options: object) -> SamplerConfig:
+    """`base` with the options a caller gave (None = not given, so `base` keeps its value).
+
+    Why here: generate, eval and `--from-image` all start from some settings
+    (the defaults or an image's recipe) and change only what was asked; an
+    unknown `mode` is a `ValueError` now, not a failure after the model loads.
+    """
+    settings = replace(base, **{name: value for name, value in options.items() if value is not None})
+    if settings.mode not in SAMPLER_MODES:
+        raise ValueError(f"unknown sampler {settings.mode!r}; choose {' or '.join(SAMPLER_MODES)}")
+    return settings
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what `torch.Generator.manual_seed` takes

@@ -17,12 +17,14 @@ from PIL import Image
 from imgen.batch import (
     PromptFileError,
     PromptLine,
+    auto_batch_size,
     batches_of,
     plan_jobs,
     read_prompt_lines,
+    sampling_threads,
     shard,
 )
-from imgen.recipe import read_metadata, sampler_from_metadata
+from imgen.recipe import Recipe, read_metadata, request_from, sampler_from_metadata
 from imgen.sampler import SamplerConfig
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
@@ -215,3 +217,27 @@ def test_a_record_from_before_the_phases_had_their_own_settings_keeps_them_in_bo
     record = {"cfg": 4.0, "detail_cfg": 1.0, "temperature": 0.7, "detail_temperature": 0.5}
     new = sampler_from_metadata({"sampler": record})
     assert (new.cfg, new.detail_cfg, new.temperature, new.detail_temperature) == (4.0, 1.0, 0.7, 0.5)
+
+
+def test_a_request_takes_what_is_given_then_the_earlier_images_recipe_then_the_defaults():
+    earlier = Recipe("a red circle", 7, SamplerConfig(cfg=4.0, coarse_steps=16), "bf16", "icons", "ab" * 32)
+    request = request_from(earlier, seed=9, cfg=2.0, temperature=None)
+    assert (request.prompt, request.seed, request.precision, request.model) == ("a red circle", 9, "bf16", "icons")
+    assert request.sampler == SamplerConfig(cfg=2.0, coarse_steps=16)
+    assert request.model_sha256 == "ab" * 32  # kept, to warn when another checkpoint draws it
+    assert request_from(earlier, prompt="a dog", model="other").prompt == "a dog"
+    fresh = request_from(None, prompt="a cat")
+    assert (fresh.seed, fresh.sampler, fresh.precision, fresh.model, fresh.model_sha256) == (
+        0, SamplerConfig(), "auto", None, None,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="unknown sampler 'zigzag'"):
+        request_from(None, prompt="a cat", mode="zigzag")
+
+
+def test_the_automatic_batch_gives_each_thread_a_shard_and_one_image_runs_on_one_thread():
+    assert [auto_batch_size(jobs, threads=2) for jobs in (1, 5, 8, 100)] == [1, 5, 8, 8]
+    assert auto_batch_size(0, threads=2) == 1
+    assert sampling_threads(3, batch_size=8, jobs=20) == 3  # asked for: kept
+    assert sampling_threads(0, batch_size=1, jobs=20) == 1  # one image per call
+    assert sampling_threads(0, batch_size=0, jobs=1) == 1  # a single image
+    assert sampling_threads(0, batch_size=0, jobs=20) is None  # torch's default
