@@ -161,7 +161,9 @@ def generate(
     temperature: TemperatureOption = None,
     detail_temperature: DetailTemperatureOption = None,
     top_k: TopKOption = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass (1 = off).", min=0.0, max=1.0)] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Nucleus sampling mass (1 = off). [default: 1.0]", min=0.0, max=1.0)
+    ] = None,
     coarse_steps: CoarseStepsOption = None,
     sampler: SamplerModeOption = None,
     detail_window: DetailWindowOption = None,
@@ -405,8 +407,8 @@ def edit_command(
         bool, typer.Option(help="Shift the new pixels smoothly to meet the kept ones at the border (no seam).")
     ] = True,
     resize_mask: Annotated[bool, typer.Option(help="Accept a mask of another size (scaled to the image).")] = False,
-    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
+    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off).")] = 3.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,
@@ -475,8 +477,8 @@ def restyle_command(
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the result.")] = 0,
     keep_size: Annotated[bool, typer.Option(help="Return the reference's exact size.")] = False,
-    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 3.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.", min=0.0)] = 1.0,
+    cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off).")] = 3.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,
@@ -723,7 +725,10 @@ def _run_training(train, run) -> None:
 
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML file of options (keys as below, with underscores); flags win.")
+    Path | None,
+    typer.Option(
+        "--config", help="TOML file of options (keys as below with underscores, --out as out_dir); flags win."
+    ),
 ]
 
 
@@ -758,7 +763,7 @@ def train_tokenizer_command(
 
       imgen train tokenizer --data my_icons/ --init default --out runs/icons-vq --config vq.toml
 
-      imgen train tokenizer --init default --decoder-only --decoder-blocks 2,4 --out runs/vq-decoder
+      imgen train tokenizer --init default --decoder-only --decoder-blocks 5,8 --out runs/vq-decoder
 
       torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """
@@ -848,7 +853,7 @@ def train_generator_command(
 
       imgen train generator --data my_icons/ --init default --out runs/icons --max-minutes 30
 
-      imgen train generator --init default --layers 8 --out runs/deeper --max-minutes 90
+      imgen train generator --init default --layers 10 --out runs/deeper --max-minutes 90
 
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """

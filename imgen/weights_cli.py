@@ -27,7 +27,7 @@ weights_app = typer.Typer(
     "SHA-256 digests before use.\n\n"
     "Examples:\n\n  imgen weights list\n\n  imgen weights pull small\n\n  imgen weights verify\n\n"
     "  imgen generate 'a red circle' --model $(imgen weights path small)\n\n"
-    "  imgen weights add runs/gen/final --name small --license Apache-2.0\n\n"
+    "  imgen weights add runs/gen/checkpoint --name small --license Apache-2.0\n\n"
     "  imgen weights push small --repo-id my-org/imgen-small",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -195,7 +195,7 @@ def add_command(
 
     Examples:
 
-      imgen weights add runs/gen/final --name small
+      imgen weights add runs/gen/checkpoint --name small
 
       imgen weights add imgen/weights/default --name default --bundled --replace
     """

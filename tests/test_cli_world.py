@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -84,3 +86,19 @@ def test_help_of_every_command_group_does_not_import_torch():
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert "Usage" in result.stdout and result.stdout.strip().endswith("False"), (args, result.stdout[-200:])
+
+
+def _readme_commands(prefix: str) -> list[str]:
+    """The README's example command lines that start with `prefix` (comments after `#` dropped)."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    lines = [line.split("  #")[0].strip() for line in readme.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line.startswith(prefix)]
+
+
+def test_every_world_command_in_the_readme_runs(tmp_path, monkeypatch):
+    commands = _readme_commands("imgen world ")
+    assert len(commands) >= 4  # the README's world section
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        result = runner.invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, f"{command}: {result.output}"
