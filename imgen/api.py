@@ -18,7 +18,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from imgen.checkpoints import CheckpointError, load_checkpoint, load_strict, load_tokenizer, one_line
+from imgen.checkpoints import (
+    CHECKPOINT_FILES,
+    CheckpointError,
+    load_checkpoint,
+    load_strict,
+    load_tokenizer,
+    one_line,
+)
 from imgen.model import Generator, GPTConfig
 from imgen.precision import DTYPES, resolve_precision
 from imgen.sampler import SamplerConfig, sample_tokens
@@ -27,7 +34,7 @@ from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
 
 BUNDLED = Path(__file__).parent / "weights" / "default"
-TOKENIZER_FILE, GENERATOR_FILE = "tokenizer.safetensors", "generator.safetensors"
+TOKENIZER_FILE, GENERATOR_FILE = CHECKPOINT_FILES
 
 # callback(phase, step, total, preview image per prompt)
 PreviewCallback = Callable[[str, int, int, list[Image.Image]], None]

@@ -11,8 +11,10 @@ safetensors file at all, a header whose config does not parse, weights that do
 not match the config) becomes a `CheckpointError` with one line that names the
 file, so the CLI can print it and exit with code 3 instead of a traceback.
 
-Writes are atomic: a temporary file in the target folder, then `os.replace`, so
-an interrupted save never leaves a half-written checkpoint where a good one was.
+Writes are atomic and durable: a temporary file in the target folder, flushed
+to disk, then `os.replace` (`durable_replace`), so neither an interrupted save
+nor a power cut soon after one leaves a half-written checkpoint where a good
+one was.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from imgen.durable import durable_replace
 from imgen.tokenizer.config import VQConfig
 from imgen.tokenizer.model import VQTokenizer
 
@@ -78,11 +81,23 @@ def save_checkpoint(
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp_name, 0o666 & ~umask)  # mkstemp makes 0600 files; checkpoints get the usual mode
-        os.replace(temp_name, target)
+        durable_replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata header of a safetensors file without reading its tensors, or raise `CheckpointError`."""
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"{source}: no such checkpoint file")
+    try:
+        with safe_open(str(source), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{source}: not a readable safetensors checkpoint ({one_line(error)})") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -156,6 +171,9 @@ def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
         raise CheckpointError(f"{path}: weights do not match the config ({one_line(error)})") from None
 
 
+CHECKPOINT_FILES = ("tokenizer.safetensors", "generator.safetensors")  # a checkpoint folder: what `imgen.api` loads
+
+
 def export_checkpoint_folder(
     source: str | os.PathLike[str], target: str | os.PathLike[str], dtype: str = "fp16", overwrite: bool = False
 ) -> Path:
@@ -169,9 +187,12 @@ def export_checkpoint_folder(
     generator.
     """
     src, dst = Path(source), Path(target)
-    files = sorted(src.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{src}: no safetensors files to export")
+    missing = [name for name in CHECKPOINT_FILES if not (src / name).is_file()]
+    if missing:  # e.g. a run folder, whose training state is no checkpoint
+        inside = src / "checkpoint"
+        hint = f"; the run's checkpoint is {inside}" if (inside / CHECKPOINT_FILES[0]).is_file() else ""
+        raise CheckpointError(f"{src}: not a checkpoint folder (no {', '.join(missing)}){hint}")
+    files = [src / name for name in CHECKPOINT_FILES]
     taken = [dst / f.name for f in files if (dst / f.name).exists()]
     if taken and not overwrite:
         raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace the checkpoint in {dst}")

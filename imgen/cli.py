@@ -261,6 +261,8 @@ def generate(
             precision=_precision(request.precision),
         )
     except (ModelUnavailableError, CheckpointError) as error:
+        if model is None and request.model is not None:  # the name came from --from-image's record
+            fail(f"{error} ({from_image} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     if request.model_sha256 and request.model_sha256 != pipe.sha256:
         warn(f"{from_image} was made with another checkpoint; the image will differ")
@@ -703,8 +705,10 @@ def _run_training(train, run) -> None:
 
     Under torchrun a worker leaves through `leave_worker`, past the interpreter shutdown where gloo can abort.
     """
+    from safetensors import SafetensorError
+
     from imgen.api import ModelUnavailableError
-    from imgen.checkpoints import CheckpointError
+    from imgen.checkpoints import CheckpointError, one_line
     from imgen.distributed import launched_by_torchrun, leave_worker
     from imgen.training import TrainingInterrupted
 
@@ -719,6 +723,9 @@ def _run_training(train, run) -> None:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     except (ValueError, CheckpointError) as error:
         fail(str(error))
+    except (OSError, SafetensorError) as error:  # an unwritable --out, a full disk: what was saved before stays
+        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+        fail(f"{where}{getattr(error, 'strerror', None) or one_line(error)}")
     typer.echo(str(final))
     if launched_by_torchrun():  # a finished run must not turn into a failed one at interpreter shutdown
         leave_worker(0)

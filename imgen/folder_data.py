@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -112,7 +114,7 @@ def scan_folder(root: str | Path) -> FolderScan:
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder")
     scan = FolderScan(root=root)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
+    files = _visible_files(root, scan)
     captions = _metadata_captions(root, files, scan)
     for path in files:
         suffix = path.suffix.lower()
@@ -133,15 +135,28 @@ def scan_folder(root: str | Path) -> FolderScan:
             scan.unreadable.append((path, message or f"unreadable image ({type(error).__name__})"))
             continue
         caption = captions.get(path)
-        if caption is None and path.with_suffix(".txt").is_file():
-            caption = path.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
+        sidecar = path.with_suffix(".txt")
+        if caption is None and sidecar.is_file():
+            try:
+                caption = sidecar.read_text(encoding="utf-8-sig", errors="replace")
+            except OSError as error:
+                scan.unreadable.append((sidecar, f"unreadable caption ({error.strerror or error})"))
         caption = " ".join(caption.split()) if caption else None
         scan.items.append(FolderItem(path, caption or None, image.width, image.height))
     return scan
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _visible_files(root: Path, scan: FolderScan) -> list[Path]:
+    """Every file under `root` outside hidden folders, sorted; folders that cannot be listed go into `scan`."""
+
+    def unlistable(error: OSError) -> None:
+        scan.unreadable.append((Path(error.filename or root), f"unreadable folder ({error.strerror or error})"))
+
+    found: list[Path] = []
+    for folder, subfolders, names in os.walk(root, onerror=unlistable):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        found.extend(Path(folder) / name for name in names if not name.startswith("."))
+    return sorted(path for path in found if path.is_file())
 
 
 def _metadata_captions(root: Path, files: list[Path], scan: FolderScan) -> dict[Path, str]:
@@ -150,7 +165,7 @@ def _metadata_captions(root: Path, files: list[Path], scan: FolderScan) -> dict[
     for meta in (p for p in files if p.name in METADATA_FILES):
         where = meta.relative_to(root)
         try:
-            text = meta.read_text(encoding="utf-8")
+            text = meta.read_text(encoding="utf-8-sig")  # what spreadsheets save starts with a byte-order mark
         except (OSError, UnicodeDecodeError) as error:
             scan.bad_metadata.append(f"{where}: unreadable ({error})")
             continue
@@ -209,6 +224,7 @@ class FolderExamples:
             raise ValueError("the folder has no usable examples")
         self.items, self.seed, self.size = items, seed, size
         self._epoch, self._order = -1, list(range(len(items)))
+        self.skipped: set[Path] = set()  # images that broke after the scan (deleted, rewritten, unreadable)
 
     def item(self, position: int) -> FolderItem:
         epoch, offset = divmod(position, len(self.items))
@@ -220,9 +236,28 @@ class FolderExamples:
 
     def batch(self, positions: range) -> tuple[torch.Tensor, list[str]]:
         """uint8 (B, 3, size, size) and captions ("" where there is none) of these global positions."""
-        chosen = [self.item(p) for p in positions]
-        images = torch.stack([load_training_image(item.path, self.size) for item in chosen])
-        return images, [item.caption or "" for item in chosen]
+        loaded = [self._example(p) for p in positions]
+        return torch.stack([image for image, _ in loaded]), [item.caption or "" for _, item in loaded]
+
+    def _example(self, position: int) -> tuple[torch.Tensor, FolderItem]:
+        """The example at `position`; one whose file broke since the scan gives way to the next that loads.
+
+        Why not fail: a run of hours must not stop because one file was
+        deleted or rewritten while it ran. The stand-in depends only on the
+        position and the broken files, so a resumed run sees the same.
+        """
+        from imgen.io import ImageInputError
+
+        for offset in range(len(self.items)):
+            item = self.item(position + offset)
+            if item.path in self.skipped:
+                continue
+            try:
+                return load_training_image(item.path, self.size), item
+            except (ImageInputError, OSError, ValueError) as error:
+                self.skipped.add(item.path)
+                print(f"imgen: warning: {item.path} can no longer be read; skipped ({error})", file=sys.stderr)
+        raise ValueError("no image of the folder can be read any more")
 
     def batches(self, start: int, batch_size: int) -> Iterator[torch.Tensor]:
         """Image-only batches from position `start` (what the image tokenizer trains on)."""

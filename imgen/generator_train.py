@@ -34,17 +34,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
-from imgen.checkpoints import load_tokenizer
+from imgen.checkpoints import load_tokenizer, read_header
 from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.growth import deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
+from imgen.train_config import check_limits
 from imgen.training import (
     MetricsLog,
     StopRequest,
@@ -53,6 +54,8 @@ from imgen.training import (
     autocast_context,
     cosine_lr,
     load_training_state,
+    read_training_metadata,
+    resume_changes,
     save_training_state,
 )
 
@@ -95,6 +98,17 @@ class GeneratorTrainConfig:
     sample_prompts: int = 8
     caption_corpus: int = 20_000  # world captions the prompt vocabulary is learnt from
     threads: int = 0
+
+    LIMITS: ClassVar[dict[str, tuple[float, float | None]]] = {
+        "layers": (0, None), "batch_size": (1, None), "detail_batch": (1, None), "lr": (0.0, None),
+        "weight_decay": (0.0, None), "warmup_steps": (0, None), "max_steps": (0, None), "max_minutes": (0.0, None),
+        "cfg_dropout": (0.0, 1.0), "box_masks": (0.0, 1.0), "text_len": (1, None), "log_every": (1, None),
+        "checkpoint_minutes": (0.0, None), "sample_minutes": (0.0, None), "sample_prompts": (0, None),
+        "caption_corpus": (1, None), "threads": (0, None),
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_limits(self, self.LIMITS)
 
 
 # ---------------------------------------------------------------- data
@@ -183,9 +197,12 @@ def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Genera
 
 
 def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
-    """Global rows that also train the detail pass: every `batch // detail_batch`-th, so each rank gets a share."""
-    stride = max(1, batch // max(1, detail_batch))
-    return torch.arange(batch) % stride == 0
+    """The `detail_batch` global rows (at most all) that also train the detail pass, spread evenly so each rank
+    gets a share: for 32 and 8, every fourth row."""
+    count = max(1, min(batch, detail_batch))
+    rows = torch.zeros(batch, dtype=torch.bool)
+    rows[torch.arange(count) * batch // count] = True
+    return rows
 
 
 class GeneratorObjective(torch.nn.Module):
@@ -240,6 +257,35 @@ def initial_model(
     return Generator(gpt), prompts
 
 
+def saved_train_config(state_path: Path, final: Path) -> str | None:
+    """The options a run folder was last saved with: in its state, or (runs saved before that) its checkpoint."""
+    saved = read_training_metadata(state_path).get("train_config")
+    if saved is None and (final / GENERATOR_FILE).is_file():
+        saved = read_header(final / GENERATOR_FILE).get("train_config")
+    return saved
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the complete folder `new` where `old` is, so that a crash at any moment leaves one of them whole.
+
+    `old` is first renamed aside (`recover_checkpoint_folder` puts it back if
+    the crash comes before `new` has taken its place), and deleted last.
+    """
+    aside = old.with_name(old.name + ".old")
+    shutil.rmtree(aside, ignore_errors=True)
+    if old.exists():
+        old.rename(aside)
+    new.rename(old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_checkpoint_folder(final: Path) -> None:
+    """Undo a save that stopped between moving the old checkpoint aside and moving the new one in."""
+    aside = final.with_name(final.name + ".old")
+    if not final.exists() and aside.is_dir():
+        aside.rename(final)
+
+
 def tokenizer_source(config: GeneratorTrainConfig, init_folder: Path | None) -> Path:
     """The tokenizer file to train with: `--tokenizer`, else the one of `--init`."""
     if config.tokenizer:
@@ -275,18 +321,24 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             if progress:
                 progress(record)
 
+    resuming = state_path.exists()
+    changes: dict[str, list] = {}
     init_folder = None
-    if config.init:
-        from imgen.api import resolve_checkpoint
+    if resuming:  # the run's own copy of its tokenizer: the file it started from may have changed since
+        recover_checkpoint_folder(final)
+        changes = resume_changes(saved_train_config(state_path, final), config, out)
+        tokenizer_file = final / TOKENIZER_FILE
+    else:
+        if config.init:
+            from imgen.api import resolve_checkpoint
 
-        init_folder = resolve_checkpoint(config.init)  # resolved (and hash-checked) once
-    tokenizer_file = tokenizer_source(config, init_folder)
+            init_folder = resolve_checkpoint(config.init)  # resolved (and hash-checked) once
+        tokenizer_file = tokenizer_source(config, init_folder)
     tokenizer = load_tokenizer(tokenizer_file).eval().to(rank.device)
     for param in tokenizer.parameters():
         param.requires_grad_(False)
     source, captions = open_data(config, tokenizer.config.image_size, report)
 
-    resuming = state_path.exists()
     if resuming:
         model, prompts, _ = load_generator(final / GENERATOR_FILE)
     elif init_folder is not None:
@@ -311,9 +363,8 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         betas=(0.9, 0.95),
     )
     step, position = load_training_state(state_path, model, optimizer) if resuming else (0, 0)
-    report(
-        {"event": "resume" if resuming else "start", "step": step, "samples": position, "processes": rank.world_size}
-    )
+    started = {"event": "resume" if resuming else "start", "step": step, "samples": position}
+    report({**started, "processes": rank.world_size, **({"changed": changes} if changes else {})})
 
     shard = rank.shard(config.batch_size)
     local = slice(shard.start, shard.stop)
@@ -334,9 +385,9 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         staging.mkdir()
         shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
         save_generator(model, prompts, staging / GENERATOR_FILE, {"train_config": _json(config), "step": str(step)})
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-        save_training_state(state_path, model, optimizer, step=step, samples=position)
+        replace_folder(staging, final)
+        options = {"train_config": _json(config)}  # what a resume is checked against (`resume_changes`)
+        save_training_state(state_path, model, optimizer, step=step, samples=position, extra=options)
 
     def sample() -> None:
         if rank.is_main and sample_prompts:

@@ -4,7 +4,8 @@ Python 3.11 reads TOML with the standard library's `tomllib`; on 3.10 the
 `tomli` backport is used when it happens to be installed. Without it, the lock
 is still readable because imgen writes only a small subset of TOML (comments,
 `[table]` and `[[array.of.tables]]` headers, `key = value` with basic strings,
-integers and booleans), which `parse_subset` reads. Writing needs no library:
+integers, decimal floats and booleans), which `parse_subset` reads; so does
+a training config (`--config`). Writing needs no library:
 `basic_string` quotes a value.
 """
 
@@ -45,6 +46,11 @@ _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\
 _STRING = re.compile(r'"((?:[^"\\\x00-\x1f\x7f]|\\(?:[btnfr"\\]|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}))*)"')
 _INTEGER = re.compile(r"[+-]?(?:0|[1-9](?:_?[0-9])*)(?![0-9A-Za-z_.:])")
 _BOOLEAN = re.compile(r"(true|false)(?![0-9A-Za-z_])")
+# a decimal float: an integer part, then a fraction, an exponent or both (training configs: lr = 3e-4)
+_FLOAT = re.compile(
+    r"[+-]?(?:0|[1-9](?:_?[0-9])*)(?:\.[0-9](?:_?[0-9])*(?:[eE][+-]?[0-9](?:_?[0-9])*)?|[eE][+-]?[0-9](?:_?[0-9])*)"
+    r"(?![0-9A-Za-z_.:])"
+)
 
 
 def parse_subset(text: str, where: str = "<toml>") -> dict[str, Any]:
@@ -119,10 +125,13 @@ def _parse_value(text: str, place: str) -> tuple[Any, str]:
     match = _BOOLEAN.match(text)
     if match:
         return match.group(1) == "true", text[match.end() :].strip()
+    match = _FLOAT.match(text)
+    if match:
+        return float(match.group(0).replace("_", "")), text[match.end() :].strip()
     match = _INTEGER.match(text)
     if match:
         return int(match.group(0).replace("_", "")), text[match.end() :].strip()
-    raise TomlError(f"{place}: unsupported value {text!r} (this reader knows strings, integers and booleans)")
+    raise TomlError(f"{place}: unsupported value {text!r} (this reader knows strings, numbers and booleans)")
 
 
 def _unescape(body: str) -> str:

@@ -39,6 +39,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data["train"]
 
 
+def check_limits(config: Any, limits: dict[str, tuple[float, float | None]]) -> None:
+    """A `ConfigError` naming the first option outside its (lowest, highest) range; None = no upper bound.
+
+    Why in the config: the flags have the same bounds, but a TOML file or the
+    Python API would otherwise pass `log_every = 0` or `batch_size = 0` on to
+    a division by zero or an empty batch minutes into a run.
+    """
+    for name, (lowest, highest) in limits.items():
+        value = getattr(config, name)
+        if value < lowest or (highest is not None and value > highest):
+            bound = f"at least {lowest}" if highest is None else f"between {lowest} and {highest}"
+            raise ConfigError(f"{name} must be {bound}, not {value!r}")
+
+
 def build_config(cls: type[T], file_values: dict[str, Any], flag_values: dict[str, Any], where: str = "config") -> T:
     """`cls` with `file_values` applied over its defaults and `flag_values` over those."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]

@@ -11,6 +11,10 @@
   `optim.<param index>.<name>`; scalars and param groups go into the JSON
   header. Nothing is serialised as Python objects: a state file is as safe
   to open as a checkpoint.
+- `resume_changes`: a run folder decides whether a command resumes, so a
+  rerun with other data, seed, sizes or starting weights is refused instead
+  of silently continuing the old run; a longer schedule is allowed and
+  reported.
 - `StopRequest` / `TrainingInterrupted`: Ctrl-C or SIGTERM ends the current
   step, saves, and only then stops, so an interruption never loses work or
   leaves a half-updated model on disk; a second Ctrl-C stops at once.
@@ -22,6 +26,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -33,7 +38,7 @@ from typing import Any
 
 import torch
 
-from imgen.checkpoints import CheckpointError, load_checkpoint, load_strict, save_checkpoint
+from imgen.checkpoints import CheckpointError, load_checkpoint, load_strict, read_header, save_checkpoint
 
 STATE_KIND = "imgen-train-state"
 STATE_FORMAT_VERSION = "1"
@@ -195,8 +200,50 @@ def save_training_state(
 
 def read_training_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The header of a training-state file (e.g. to rebuild the model config before loading)."""
-    _, metadata = load_checkpoint(path)
-    return metadata
+    return read_header(path)
+
+
+# Options a resumed run may change freely: how long it runs, how it reports, where its folder now is.
+RESUME_FREE_OPTIONS = frozenset(
+    {"max_minutes", "threads", "log_every", "sample_minutes", "sample_prompts", "checkpoint_minutes",
+     "ckpt_every_minutes", "out_dir"}
+)  # fmt: skip
+# Options that reshape the learning-rate schedule from the resumed step on: allowed (to lengthen a run), reported.
+RESUME_SCHEDULE_OPTIONS = frozenset({"max_steps", "lr", "warmup_steps"})
+
+
+def resume_changes(saved_json: str | None, config: Any, where: str | os.PathLike[str]) -> dict[str, list]:
+    """How the options of a resumed run differ from those its run folder was last saved with.
+
+    Why: whether a command resumes depends only on its output folder, so
+    without this check `--out runs/x` with other data, seed, model size,
+    starting weights or masks would continue the old run with the old model
+    and data stream and say nothing. Those differences are a `ValueError`
+    naming each one; changes of the schedule (`RESUME_SCHEDULE_OPTIONS`) are
+    returned as {option: [saved, now]} for the caller to report; the rest
+    (`RESUME_FREE_OPTIONS`) are ignored. Options the saved run predates, and a
+    state saved without its options, are not compared.
+    """
+    if not saved_json:
+        return {}
+    try:
+        saved = json.loads(saved_json)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{where}: the saved run's options are not readable JSON") from None
+    now = json.loads(json.dumps(dataclasses.asdict(config), sort_keys=True))
+    differs = {
+        name: [saved[name], value]
+        for name, value in now.items()
+        if name in saved and saved[name] != value and name not in RESUME_FREE_OPTIONS
+    }
+    refused = sorted(name for name in differs if name not in RESUME_SCHEDULE_OPTIONS)
+    if refused:
+        shown = ", ".join(f"{name} {differs[name][0]!r} -> {differs[name][1]!r}" for name in refused)
+        raise ValueError(
+            f"{where} holds a run started with other options ({shown}); "
+            "give the same options to resume it, or another --out for a new run"
+        )
+    return differs
 
 
 def load_training_state(

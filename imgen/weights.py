@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from imgen import toml_subset
+from imgen.durable import durable_replace
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE_WEIGHTS = PACKAGE_DIR / "weights"
@@ -219,7 +220,7 @@ def write_lock(lock: WeightsLock) -> Path:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
         _make_readable(Path(temp_name), lock.path)
-        os.replace(temp_name, lock.path)
+        durable_replace(temp_name, lock.path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise

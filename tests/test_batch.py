@@ -135,6 +135,20 @@ def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, t
         assert again.read_bytes() == file.read_bytes()
 
 
+def test_from_image_names_the_image_when_its_recorded_checkpoint_is_not_here(tmp_path: Path, tiny_checkpoint: Path):
+    made = tmp_path / "made.png"
+    imgen("generate", "a red circle", "-o", str(made), "--model", str(tiny_checkpoint), cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = imgen("generate", "--from-image", str(made), "-o", "again.png", cwd=elsewhere, check=False)
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(made) in result.stderr and "--model" in result.stderr
+    assert not (elsewhere / "again.png").exists()
+    imgen("generate", "--from-image", str(made), "-o", "again.png", "--model", str(tiny_checkpoint), cwd=elsewhere)
+    assert (elsewhere / "again.png").read_bytes() == made.read_bytes()
+
+
 def test_batches_are_cut_evenly_and_never_mix_sampler_settings():
     jobs = plan_jobs([PromptLine("a cat", n=9), PromptLine("a dog", n=3, cfg=2.0)], 0, SamplerConfig())
     groups = batches_of(jobs, 8)

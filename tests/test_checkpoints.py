@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,31 @@ def test_writes_are_atomic_and_leave_no_temporary_files(saved, tmp_path, monkeyp
     save_tokenizer(trained_like_model(seed=1), path)
     assert path.read_bytes() != before
     assert sorted(os.listdir(tmp_path)) == ["vq.safetensors"]
+
+
+def test_a_save_reaches_the_disk_before_it_replaces_the_old_file(saved, monkeypatch):
+    import imgen.durable as durable
+
+    model, path = saved
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(durable.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(durable.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    save_tokenizer(model, path)
+    assert calls[:2] == ["fsync", "replace"]
+
+
+def test_exporting_a_run_folder_instead_of_its_checkpoint_names_the_checkpoint(tiny_checkpoint, tmp_path):
+    import imgen.checkpoints as checkpoints
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint, run / "checkpoint")
+    (run / "state.safetensors").write_bytes((tiny_checkpoint / "generator.safetensors").read_bytes())
+    with pytest.raises(CheckpointError) as refused:
+        checkpoints.export_checkpoint_folder(run, tmp_path / "out")
+    assert "not a checkpoint folder" in str(refused.value)
+    assert str(refused.value).endswith(f"the run's checkpoint is {run / 'checkpoint'}")
+    assert not (tmp_path / "out").exists()
 
 
 def _train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:

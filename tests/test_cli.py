@@ -243,3 +243,19 @@ def test_usage_errors_are_reported_by_click_with_exit_2_and_no_traceback(tmp_pat
     for args, message in ((["--bogus"], "No such option: --bogus"), (["generate", "--cfg", "x", "a"], "'--cfg'")):
         result = run(*args, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_training_output_that_cannot_be_a_folder_is_one_line_not_a_traceback(tmp_path: Path):
+    (tmp_path / "taken").write_text("a file where the run folder should go")
+    result = run("train", "tokenizer", "--size", "tiny", "--out", "taken", "--max-steps", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"imgen: error: taken: {os.strerror(17)}"]  # EEXIST
+
+
+def test_exporting_a_run_folder_is_refused_and_names_its_checkpoint(tmp_path: Path, tiny_checkpoint: Path):
+    import shutil
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "run" / "checkpoint")
+    result = run("train", "export", "run", "--out", "release", cwd=tmp_path)
+    assert result.returncode == 3 and "the run's checkpoint is run/checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "release").exists()

@@ -65,6 +65,26 @@ def test_every_problem_is_listed_and_none_is_fatal(tmp_path: Path):
     assert not any("hidden" in p for p in problems)
 
 
+def test_a_metadata_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path: Path):
+    _image(tmp_path / "img0.png")
+    (tmp_path / "metadata.csv").write_bytes("file_name,text\nimg0.png,a red circle\n".encode("utf-8-sig"))
+    scan = scan_folder(tmp_path)
+    assert [item.caption for item in scan.captioned] == ["a red circle"] and scan.bad_metadata == []
+
+
+def test_an_image_that_breaks_after_the_scan_gives_way_to_the_next_one(tmp_path: Path, capsys):
+    for i in range(4):
+        _image(tmp_path / f"{i}.png", (20 + i, 20))
+        (tmp_path / f"{i}.txt").write_text(f"image {i}")
+    items = scan_folder(tmp_path).captioned
+    order = [FolderExamples(items, seed=1, size=16).item(p) for p in range(4)]
+    order[1].path.write_bytes(b"rewritten while training ran")
+    images, captions = FolderExamples(items, seed=1, size=16).batch(range(4))
+    assert images.shape == (4, 3, 16, 16)  # the batch keeps its size
+    assert captions == [order[0].caption, order[2].caption, order[2].caption, order[3].caption]
+    assert f"{order[1].path} can no longer be read" in capsys.readouterr().err
+
+
 def test_examples_follow_a_seeded_order_that_resumes_at_any_position(tmp_path: Path):
     for i in range(5):
         _image(tmp_path / f"{i}.png", (20 + i, 20))

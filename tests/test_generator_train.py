@@ -22,6 +22,7 @@ from imgen.generator_train import (
     draw_coarse_mask,
     train_generator,
 )
+from imgen.train_config import ConfigError
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
 
@@ -168,6 +169,66 @@ def test_coarse_masks_and_detail_rows_split_evenly_over_processes():
     assert masks.shape == (64, 16) and counts.min() >= 1 and counts.max() <= 16 and counts.float().std() > 0
     rows = detail_rows(32, 8)
     assert rows.sum() == 8 and rows[:16].sum() == rows[16:].sum() == 4
+    # exactly the number asked for, whatever the batch (a stride of batch // detail_batch gave 12 of 12, 16 of 32)
+    assert [int(detail_rows(batch, k).sum()) for batch, k in ((12, 8), (32, 12), (36, 8), (4, 8))] == [8, 12, 8, 4]
+
+
+def test_a_resume_with_other_options_is_refused_and_a_longer_schedule_is_reported(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    first = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), max_steps=2)
+    train_generator(first)
+    for change in ({"seed": 1}, {"size": "small"}, {"box_masks": 0.5}, {"detail_batch": 4}):
+        with pytest.raises(ValueError, match=f"other options \\({next(iter(change))} "):
+            train_generator(dataclasses.replace(first, **change))
+    assert [r.get("event") for r in records(tmp_path / "run")].count("resume") == 0  # refused before any work
+    printed: list[dict] = []
+    train_generator(dataclasses.replace(first, max_steps=3, max_minutes=5.0), progress=printed.append)
+    resumed = next(r for r in printed if r.get("event") == "resume")
+    assert resumed["step"] == 2 and resumed["changed"] == {"max_steps": [2, 3]}
+    assert max(losses(tmp_path / "run")) == 3
+
+
+def test_a_resumed_run_keeps_its_own_tokenizer_when_the_file_it_started_from_changes(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    source = tmp_path / "tokenizer.safetensors"
+    source.write_bytes((tiny_checkpoint / "tokenizer.safetensors").read_bytes())
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), tokenizer=str(source), max_steps=2)
+    train_generator(config)
+    original = (tmp_path / "run" / "checkpoint" / "tokenizer.safetensors").read_bytes()
+    source.write_bytes(b"another tokenizer now")  # e.g. a tokenizer run that went on saving
+    train_generator(dataclasses.replace(config, max_steps=3))
+    assert (tmp_path / "run" / "checkpoint" / "tokenizer.safetensors").read_bytes() == original
+    assert max(losses(tmp_path / "run")) == 3
+
+
+def test_a_save_cut_off_between_moving_the_old_checkpoint_aside_and_the_new_one_in_resumes(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), max_steps=2)
+    train_generator(config)
+    final = tmp_path / "run" / "checkpoint"
+    final.rename(final.with_name("checkpoint.old"))  # where replace_folder leaves it at that moment
+    train_generator(dataclasses.replace(config, max_steps=3))
+    assert (final / GENERATOR_FILE).is_file() and not final.with_name("checkpoint.old").exists()
+    assert max(losses(tmp_path / "run")) == 3
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_options_outside_their_range_are_one_config_error_naming_the_option(tmp_path: Path, tiny_checkpoint: Path):
+    for change in ({"log_every": 0}, {"batch_size": 0}, {"box_masks": 1.5}, {"detail_batch": 0}):
+        with pytest.raises(ConfigError, match=next(iter(change))):
+            dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), **change)
+    (tmp_path / "bad.toml").write_text("log_every = 0\n")
+    result = imgen("train", "generator", "--init", str(tiny_checkpoint), "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "imgen: error: log_every must be at least 1, not 0"
+    ]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_box_masks_hide_one_rectangle_of_object_size_in_the_chosen_fraction_of_rows():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -223,6 +224,11 @@ def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_pat
     assert resume["step"] == 3 and resume["samples"] == next(r["samples"] for r in records if r.get("step") == 3)
     assert all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in records if "loss" in r)
     assert records[-1]["event"] == "end" and records[-1]["step"] == 5
+    assert next(r for r in records if "changed" in r)["changed"] == {"max_steps": [3, 5]}
+    for change in ({"seed": 1}, {"decoder_only": True}, {"batch_size": 3}):
+        with pytest.raises(ValueError, match=f"other options \\({next(iter(change))} "):
+            train_tokenizer(dataclasses.replace(cfg, max_steps=6, **change))
+    assert [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())][-1] == 5
 
 
 def test_evaluation_reports_psnr_and_codebook_usage():

@@ -509,6 +509,14 @@ def test_lock_round_trips_through_the_fallback_reader(published: Path, isolated:
     }
     with pytest.raises(toml_subset.TomlError, match=":2:"):
         toml_subset.parse_subset("a = 1\nb = [1, 2]\n")
+    # what a training config (--config) holds, read without tomllib as on Python 3.10
+    numbers = "lr = 3e-4\nmax_minutes = 90.5\nbox_masks = 0.25\ny = -2.5E+3\nsteps = 10_500\n"
+    assert toml_subset.parse_subset(numbers) == {
+        "lr": 3e-4, "max_minutes": 90.5, "box_masks": 0.25, "y": -2500.0, "steps": 10500,
+    }  # fmt: skip
+    for bad in ("a = 1.", "a = .5", "a = 1e", "a = 01.5"):  # not TOML floats
+        with pytest.raises(toml_subset.TomlError):
+            toml_subset.parse_subset(bad)
 
 
 def test_the_fallback_reader_reads_the_lock_as_tomllib_does(published: Path, isolated: Path):

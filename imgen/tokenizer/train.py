@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.tokenizer.config import VQConfig, vq_config
 from imgen.tokenizer.growth import deepen_decoder, freeze_token_ids, parse_blocks
 from imgen.tokenizer.model import VQTokenizer
+from imgen.train_config import check_limits
 from imgen.training import (
     MetricsLog,
     StopRequest,
@@ -43,6 +45,7 @@ from imgen.training import (
     cosine_lr,
     load_training_state,
     read_training_metadata,
+    resume_changes,
     save_training_state,
 )
 
@@ -72,6 +75,16 @@ class TokenizerTrainConfig:
     log_every: int = 20
     ckpt_every_minutes: float = 5.0
     threads: int = 0  # torch threads; 0 keeps torch's default
+
+    LIMITS: ClassVar[dict[str, tuple[float, float | None]]] = {
+        "batch_size": (1, None), "lr": (0.0, None), "warmup_steps": (0, None), "weight_decay": (0.0, None),
+        "max_steps": (0, None), "max_minutes": (0.0, None), "coarse_weight": (0.0, None),
+        "coarse_fraction": (0.0, 1.0), "edge_weight": (0.0, None), "log_every": (1, None),
+        "ckpt_every_minutes": (0.0, None), "threads": (0, None),
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_limits(self, self.LIMITS)
 
 
 # ---------------------------------------------------------------- data
@@ -183,11 +196,13 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
     def report(record: dict) -> None:
         if rank.is_main:
             log.write(record)
-            if progress and "step" in record and "event" not in record:
+            if progress and (("step" in record and "event" not in record) or "changed" in record):
                 progress(record)
 
     resuming = state_path.exists()
+    changes: dict[str, list] = {}
     if resuming:
+        changes = resume_changes(read_training_metadata(state_path).get("train_config"), cfg, out)
         torch.manual_seed(cfg.seed)
         model = VQTokenizer(saved_config(state_path))
     else:
@@ -222,6 +237,8 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
 
     report({"event": "resume" if resuming else "start", "step": step, "samples": position,
             "parameters": model.num_parameters(), "processes": rank.world_size, **extra})  # fmt: skip
+    if changes:
+        report({"event": "resume", "step": step, "changed": changes})
     last_save = window_start = time.monotonic()
     window_images = 0
     with StopRequest() as stop:
