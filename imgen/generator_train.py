@@ -283,7 +283,10 @@ def recover_checkpoint_folder(final: Path) -> None:
     """Undo a save that stopped between moving the old checkpoint aside and moving the new one in."""
     aside = final.with_name(final.name + ".old")
     if not final.exists() and aside.is_dir():
-        aside.rename(final)
+        try:
+            aside.rename(final)
+        except FileNotFoundError:  # another process of a torchrun run moved it back first
+            pass
 
 
 def tokenizer_source(config: GeneratorTrainConfig, init_folder: Path | None) -> Path:
