@@ -26,6 +26,7 @@ a grid of samples of fixed prompts, so progress can be seen, not only read.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -283,10 +284,8 @@ def recover_checkpoint_folder(final: Path) -> None:
     """Undo a save that stopped between moving the old checkpoint aside and moving the new one in."""
     aside = final.with_name(final.name + ".old")
     if not final.exists() and aside.is_dir():
-        try:
+        with contextlib.suppress(FileNotFoundError):  # another process of a torchrun run moved it back first
             aside.rename(final)
-        except FileNotFoundError:  # another process of a torchrun run moved it back first
-            pass
 
 
 def tokenizer_source(config: GeneratorTrainConfig, init_folder: Path | None) -> Path:
