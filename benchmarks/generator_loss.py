@@ -6,7 +6,9 @@
 The judge cannot yet separate two checkpoints that both pass almost nothing,
 while the loss can: this scores each checkpoint's prompt-conditioned model on
 held-out world scenes (the split the evaluation draws from, never trained on)
-as the mean negative log-likelihood per token of
+as the negative log-likelihood per token, averaged per scene and then over
+the scenes (a scene with one masked coarse cell weighs as much as one with
+64; the paired differences are what the figures are for), of
 
 - the coarse grid: masked cells given the prompt and the other cells, with a
   mask ratio per scene drawn from the training schedule (fixed seed, so every
@@ -95,7 +97,7 @@ def main() -> None:
     summary = "; ".join(
         f"{name}: coarse {r['coarse_nll']:.3f}, detail {r['detail_nll']:.3f}" for name, r in result.items()
     )
-    print(f"held-out NLL per token, {args.scenes} scenes, {args.masks} masks: {summary} ({seconds:.0f} s) -> {path}")
+    print(f"held-out NLL per token (mean of scene means), {args.scenes} scenes, {args.masks} masks: {summary} ({seconds:.0f} s) -> {path}")
 
 
 if __name__ == "__main__":

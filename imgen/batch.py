@@ -87,6 +87,7 @@ def read_prompt_lines(text: str, source: str = "prompts") -> list[PromptLine]:
     """Plain lines (one prompt each, `#` comments, blanks ignored) or JSON lines with `prompt`, `seed`, `n`, `cfg`,
     `name`."""
     lines = []
+    text = text.removeprefix("\ufeff")  # the byte-order mark some editors start UTF-8 files with
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -194,8 +195,12 @@ def expected_metadata(job: Job, size: int, model: str, sha256: str, precision: s
 
 
 def already_done(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> bool | None:
-    """True when the file exists with the same metadata; False when it exists and differs; None when absent."""
-    if not job.path.exists():
+    """True when the file exists with the same metadata; False when it exists and differs; None when absent.
+
+    An empty file counts as absent: it is what a power cut can leave of an
+    image being written, and it holds nothing to keep.
+    """
+    if not job.path.exists() or (job.path.is_file() and job.path.stat().st_size == 0):
         return None
     return read_metadata(job.path) == expected_metadata(job, size, model, sha256, precision)
 

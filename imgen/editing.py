@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from imgen.api import Pipeline, PreviewCallback
-from imgen.io import load_image
+from imgen.io import load_image, upright
 from imgen.masks import (
     CropBox,
     MaskLike,
@@ -163,7 +163,7 @@ def edit(
     if grow < 0 or feather < 0 or context < 0:
         raise ValueError("grow, feather and context must not be negative")
     seeds = _seeds(seed, seeds)
-    work = working_image(ImageOps.exif_transpose(_open(image)))  # as viewers show it, and so as masks are drawn
+    work = working_image(upright(_open(image)))  # as viewers show it, and so as masks are drawn
     regenerate = resolve_mask(work, mask, resize_mask)
     grown = grow_mask(regenerate, grow)
     size = pipe.image_size
@@ -264,7 +264,7 @@ def restyle(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}")
     seeds = _seeds(seed, seeds)
-    source = ImageOps.exif_transpose(_open(image))
+    source = upright(_open(image))
     original_size = source.size
     square, (left, top, width, height) = letterbox(flatten(source, background=(255, 255, 255)), pipe.image_size)
     coarse_src, _ = _encode(pipe, square)

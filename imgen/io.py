@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP")  # MPO: a JPEG with extra frames (previews, depth); frame 1 is used
 
 
 class OutputExistsError(FileExistsError):
@@ -76,6 +77,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` as viewers show it, its EXIF orientation applied; a malformed EXIF block leaves it as stored.
+
+    Why: masks are drawn on the image as a viewer shows it, and a portrait
+    phone photo is stored sideways. Some tools write EXIF that Pillow cannot
+    parse (it raises `SyntaxError` and others only when asked for it), and
+    such an image must still be usable.
+    """
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.error):
+        return image
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:

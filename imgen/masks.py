@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from imgen.io import load_image
+from imgen.io import load_image, upright
 from imgen.seam import border_correction
 
 MaskLike = Image.Image | np.ndarray | str | os.PathLike
@@ -57,6 +57,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
         values = values / 257.0
     elif image.mode == "F" and values.size and values.min() >= 0.0 and values.max() <= 1.0:
         values = values * 255.0
+    elif image.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535 and values.max() > 255:
+        values = values / 257.0  # 16-bit grey as older Pillow opens it (and as callers may pass it)
     elif values.size and (values.min() < 0 or values.max() > 255):
         low, high = float(values.min()), float(values.max())
         values = (values - low) * (255.0 / max(high - low, 1e-12))
@@ -158,7 +160,7 @@ def resolve_mask(image: Image.Image, mask: MaskLike | None, resize_mask: bool = 
     else:
         if isinstance(mask, (str, os.PathLike)):
             try:
-                mask = load_image(mask)
+                mask = upright(load_image(mask))  # drawn as a viewer shows it, like the image
             except ValueError as error:
                 raise MaskError(f"mask: {error}") from None
         levels = _array_levels(mask) if isinstance(mask, np.ndarray) else _regenerate_levels(mask)

@@ -43,6 +43,9 @@ def test_prompt_files_accept_plain_lines_comments_and_json_lines():
     text = '# a comment\n\na red circle\n{"prompt": "a cat", "seed": 5, "n": 2, "cfg": 2.5, "name": "cat"}\n'
     lines = read_prompt_lines(text)
     assert lines == [PromptLine("a red circle"), PromptLine("a cat", seed=5, n=2, cfg=2.5, name="cat")]
+    # a file saved with a byte-order mark: its first line is still a comment or a JSON line
+    assert read_prompt_lines("\ufeff" + text) == lines
+    assert read_prompt_lines('\ufeff{"prompt": "a dog", "seed": 2}') == [PromptLine("a dog", seed=2)]
     jobs = plan_jobs(lines, base_seed=10, sampler=SamplerConfig())
     assert [(j.prompt, j.seed, j.sampler.cfg, j.path.name) for j in jobs] == [
         ("a red circle", 10, 3.0, "a-red-circle-s10.png"),
@@ -192,6 +195,17 @@ def test_ctrl_c_during_a_sharded_batch_exits_130_and_leaves_only_whole_images(tm
     for file in files:
         with Image.open(file) as image:
             image.load()
+
+
+def test_an_empty_file_left_where_an_image_was_being_written_is_made_again(tmp_path: Path, tiny_checkpoint: Path):
+    common = ["generate", "a red circle", "-n", "2", "--out-dir", "out", "--model", str(tiny_checkpoint)]
+    imgen(*common, cwd=tmp_path)
+    _, second = sorted((tmp_path / "out").iterdir())
+    made = second.read_bytes()
+    second.write_bytes(b"")  # what a power cut can leave of a file being written
+    result = imgen(*common, "--json", cwd=tmp_path)
+    statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
+    assert statuses == ["skipped", "written"] and second.read_bytes() == made
 
 
 def test_an_existing_file_with_other_settings_is_not_overwritten(tmp_path: Path, tiny_checkpoint: Path):

@@ -237,6 +237,27 @@ def test_a_rotated_photo_is_edited_upright_as_its_mask_was_drawn(pipe, tmp_path)
     assert np.array_equal(out[keep], upright[keep])
 
 
+def test_a_mask_file_stored_sideways_is_turned_upright_like_the_photo(pipe, tmp_path):
+    stored = _photo(96, 48, 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    upright_mask = Image.new("L", (48, 96), 0)  # what the user drew on the portrait view
+    upright_mask.paste(255, (10, 60, 30, 80))
+    upright_mask.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "mask.png", exif=exif)  # stored sideways
+    result = edit(pipe, tmp_path / "phone.jpg", tmp_path / "mask.png", PROMPT, seed=0)
+    assert np.array_equal(result.mask, np.asarray(upright_mask) >= 128)
+
+
+def test_an_image_whose_exif_block_cannot_be_parsed_is_edited_as_stored(pipe, tmp_path):
+    image, mask, _ = _random_case(2)
+    image.convert("RGB").save(tmp_path / "odd.png", exif=b"Exif\x00\x00not a TIFF header at all")
+    result = edit(pipe, tmp_path / "odd.png", mask, PROMPT, seed=0)
+    assert result.image.size == image.size
+    styled = restyle(pipe, tmp_path / "odd.png", "in pixel art style", strength=0.5, keep_size=True)[0]
+    assert styled.size == image.size
+
+
 # ---------------------------------------------------------------- seeds and previews
 
 

@@ -65,6 +65,17 @@ def test_every_problem_is_listed_and_none_is_fatal(tmp_path: Path):
     assert not any("hidden" in p for p in problems)
 
 
+def test_a_jpeg_with_extra_frames_as_cameras_write_it_loads_as_its_first_frame(tmp_path: Path):
+    from imgen.io import load_image
+
+    first, preview = Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 15), (10, 10, 200))
+    first.save(tmp_path / "camera.jpg", "MPO", save_all=True, append_images=[preview])
+    with Image.open(tmp_path / "camera.jpg") as opened:
+        assert opened.format == "MPO"  # what Pillow calls such a JPEG
+    loaded = load_image(tmp_path / "camera.jpg")
+    assert loaded.size == (40, 30) and loaded.convert("RGB").getpixel((20, 15))[0] > 150
+
+
 def test_a_metadata_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path: Path):
     _image(tmp_path / "img0.png")
     (tmp_path / "metadata.csv").write_bytes("file_name,text\nimg0.png,a red circle\n".encode("utf-8-sig"))

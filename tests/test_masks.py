@@ -319,3 +319,13 @@ def test_seam_step_measures_the_border():
     assert border == 0.0
     border, interior = seam_step(original, original, np.ones((20, 20), dtype=bool))
     assert np.isnan(border) and np.isnan(interior)
+
+
+def test_a_16_bit_grey_mask_in_mode_i_is_scaled_not_stretched():
+    image = Image.new("RGB", (8, 8))
+    white = Image.fromarray(np.full((8, 8), 65535, dtype=np.int32), "I")
+    assert resolve_mask(image, white).all()  # all white: regenerate everything (stretching made it all black)
+    grey = np.full((8, 8), 65535 * 30 // 100, dtype=np.int32)
+    grey[:, :4] = 65535
+    regenerate = resolve_mask(image, Image.fromarray(grey, "I"))
+    assert regenerate[:, :4].all() and not regenerate[:, 4:].any()  # 30% grey stays below the 50% threshold
