@@ -35,7 +35,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -751,15 +751,16 @@ def add(
     if name in lock.checkpoints and not replace_existing:
         raise WeightsInputError(f"{name!r} is already in {lock.path}: pass --replace to pin the new files")
 
+    def pin(files: tuple[LockedFile, ...], source: str) -> LockedCheckpoint:
+        entry = LockedCheckpoint(name=name, source=source, files=files)
+        write_lock(replace(lock, checkpoints={**lock.checkpoints, name: entry}))
+        return entry
+
     if bundled:
-        files = tuple(_describe(folder / filename, license, repo_id, revision) for filename in CHECKPOINT_FILES)
-        source = "package"
-    else:
-        source = "hub" if repo_id is not None else "local"
-        files = _copy_checkpoint_in(folder, cache_root() / "checkpoints" / name, license, repo_id, revision)
-    entry = LockedCheckpoint(name=name, source=source, files=files)
-    write_lock(replace(lock, checkpoints={**lock.checkpoints, name: entry}))
-    return entry
+        return pin(tuple(_describe(folder / f, license, repo_id, revision) for f in CHECKPOINT_FILES), "package")
+    source = "hub" if repo_id is not None else "local"
+    target = cache_root() / "checkpoints" / name
+    return _copy_checkpoint_in(folder, target, license, repo_id, revision, lambda files: pin(files, source))
 
 
 def lock_bundled(
@@ -774,27 +775,47 @@ def _describe(path: Path, license: str, repo_id: str | None, revision: str | Non
 
 
 def _copy_checkpoint_in(
-    folder: Path, target: Path, license: str, repo_id: str | None, revision: str | None
-) -> tuple[LockedFile, ...]:
-    """Copy every file of checkpoint `folder` into `target`, all or nothing.
+    folder: Path,
+    target: Path,
+    license: str,
+    repo_id: str | None,
+    revision: str | None,
+    pin: Callable[[tuple[LockedFile, ...]], LockedCheckpoint],
+) -> LockedCheckpoint:
+    """Copy every file of checkpoint `folder` into `target` and `pin` them in the lock, all or nothing.
 
     The files are copied (and hashed) into a staging folder first and renamed
-    into `target` only once all of them are there, so a failed `add --replace`
-    never leaves a new tokenizer beside an old generator under a lock that
-    pins neither pair.
+    into `target` only once all of them are there; the files they replace are
+    kept aside until `pin` has written the lock, and put back if it fails. So
+    a failed `add --replace` never leaves a new tokenizer beside an old
+    generator, nor new files under a lock entry that pins the old ones.
     """
     staging_root = cache_root() / "tmp"
     staging_root.mkdir(parents=True, exist_ok=True)
     _sweep_staging(staging_root)
     staging = Path(tempfile.mkdtemp(prefix=f"add-{target.name}-", dir=staging_root))
+    aside = staging / "replaced"
+    moved: list[str] = []
     try:
         files = tuple(_copy_in(folder / filename, staging, license, repo_id, revision) for filename in CHECKPOINT_FILES)
         target.mkdir(parents=True, exist_ok=True)
-        for filename in CHECKPOINT_FILES:
-            os.replace(staging / filename, target / filename)
+        aside.mkdir()
+        try:
+            for filename in CHECKPOINT_FILES:
+                if (target / filename).exists():
+                    os.replace(target / filename, aside / filename)
+                moved.append(filename)
+                os.replace(staging / filename, target / filename)
+            return pin(files)
+        except BaseException:
+            for filename in moved:  # the old files back, as the lock still pins them
+                if (aside / filename).exists():
+                    os.replace(aside / filename, target / filename)
+                else:
+                    (target / filename).unlink(missing_ok=True)
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return files
 
 
 def _copy_in(source: Path, target: Path, license: str, repo_id: str | None, revision: str | None) -> LockedFile:

@@ -440,6 +440,29 @@ def test_an_add_replace_that_fails_part_way_keeps_the_old_files_and_lock(
     assert resolve_model("mine") == cached("mine")  # still verifies against its lock entry
 
 
+def test_an_add_replace_whose_lock_cannot_be_written_puts_the_old_files_back(
+    isolated: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+):
+    add(tiny_checkpoint, "mine")
+    before = {f.name: f.read_bytes() for f in cached("mine").iterdir()}
+    lock_before = read_lock().get("mine")
+
+    def full_disk(lock):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(weights, "write_lock", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        add(write_fake_checkpoint(isolated / "other"), "mine", replace_existing=True)
+    monkeypatch.undo()
+    assert {f.name: f.read_bytes() for f in cached("mine").iterdir()} == before
+    assert read_lock().get("mine") == lock_before
+    assert resolve_model("mine") == cached("mine")  # the files still match the entry that pins them
+    with pytest.raises(OSError, match="No space"):
+        monkeypatch.setattr(weights, "write_lock", full_disk)
+        add(write_fake_checkpoint(isolated / "new"), "fresh")  # a first add: no file is left behind
+    assert not cached("fresh").exists() or list(cached("fresh").iterdir()) == []
+
+
 def test_add_refuses_what_is_not_a_checkpoint(isolated: Path):
     with pytest.raises(WeightsInputError, match="holds a 'imgen-generator' checkpoint"):
         add(write_fake_checkpoint(isolated / "swapped", swap_kinds=True), "swapped")
