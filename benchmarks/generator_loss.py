@@ -97,7 +97,8 @@ def main() -> None:
     summary = "; ".join(
         f"{name}: coarse {r['coarse_nll']:.3f}, detail {r['detail_nll']:.3f}" for name, r in result.items()
     )
-    print(f"held-out NLL per token (mean of scene means), {args.scenes} scenes, {args.masks} masks: {summary} ({seconds:.0f} s) -> {path}")
+    where = f"{args.scenes} scenes, {args.masks} masks"
+    print(f"held-out NLL per token (mean of scene means), {where}: {summary} ({seconds:.0f} s) -> {path}")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,14 @@ def test_case_counts_where_the_font_shows_it():
     assert ocr.normalise("SOS") == ocr.normalise("sos") and ocr.normalise("ΦΩΣ") == ocr.normalise("ΦΩΣ ")
     assert ocr.normalise("ΠΙ") != ocr.normalise("πι") and ocr.normalise("Hello") != ocr.normalise("hello")
     assert ocr.normalise("φως") == ocr.normalise("φωσ") and ocr.normalise("Ёж") == ocr.normalise("Еж")
+    assert ocr.normalise("ЧАИ") != ocr.normalise("ЧАЙ") and ocr.normalise("ά") == ocr.normalise("α")
+
+
+@needs_tesseract
+def test_cyrillic_short_i_is_a_letter_of_its_own():
+    rendered = render_prompt('the word "ЧАЙ"', seed=0)
+    assert judge(rendered.image, rendered.spec).passed
+    assert not judge(rendered.image, parse('the word "ЧАИ"')).passed
 
 
 @needs_tesseract

@@ -453,12 +453,10 @@ def test_an_add_replace_whose_lock_cannot_be_written_puts_the_old_files_back(
     monkeypatch.setattr(weights, "write_lock", full_disk)
     with pytest.raises(OSError, match="No space"):
         add(write_fake_checkpoint(isolated / "other"), "mine", replace_existing=True)
-    monkeypatch.undo()
     assert {f.name: f.read_bytes() for f in cached("mine").iterdir()} == before
     assert read_lock().get("mine") == lock_before
     assert resolve_model("mine") == cached("mine")  # the files still match the entry that pins them
     with pytest.raises(OSError, match="No space"):
-        monkeypatch.setattr(weights, "write_lock", full_disk)
         add(write_fake_checkpoint(isolated / "new"), "fresh")  # a first add: no file is left behind
     assert not cached("fresh").exists() or list(cached("fresh").iterdir()) == []
 

@@ -51,8 +51,9 @@ from imgen.world.layout import layout, relation_holds
 from imgen.world.render import render
 from imgen.world.spec import ObjectGroup, SceneSpec, TextBlock
 
-JUDGE_VERSION = "2"
-"""1: text compared case-insensitively. 2: case must match wherever the font shows it (`ocr.normalise`)."""
+JUDGE_VERSION = "3"
+"""1: text compared case-insensitively. 2: case must match wherever the font shows it (`ocr.normalise`).
+3: Cyrillic Й is a letter of its own, not И with an accent."""
 
 BACKGROUND_TOLERANCE = 40.0
 """Median RGB distance per row between the picture's background and the asked one that still passes."""

@@ -17,7 +17,8 @@ for the letters whose two cases are one shape in the world's font ("o"/"O",
 so tesseract guesses their case. Every other letter must come back in the case
 it was asked in: "ΠΙ" read as "πι" fails, since a lower-case pi is another
 glyph (accepting it let illegible smudges pass as Greek words). A changed
-letter always fails. Which pairs are one shape is measured on the font itself
+letter always fails, Cyrillic Й for И included (Ё passes as Е, as Russian
+writes it). Which pairs are one shape is measured on the font itself
 (`case_blind_letters`), not listed by hand.
 
 When tesseract or a language is missing, `read_line` returns None and the
@@ -117,11 +118,30 @@ def case_blind_letters() -> frozenset[str]:
 
 def normalise(text: str) -> str:
     """The form readings are compared in: no accents, no spaces, final sigma as sigma, and the
-    case folded only where it cannot be seen (`case_blind_letters`)."""
-    decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch) and not ch.isspace())
+    case folded only where it cannot be seen (`case_blind_letters`).
+
+    Accents are marks on a letter of the same name: Greek tonos, which
+    tesseract adds or drops at will, and Cyrillic Ё, which Russian text
+    writes as Е. The breve of Й is not: Й is another letter, so "ЧАИ" must
+    not pass for "ЧАЙ".
+    """
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFD", text):
+        if ch.isspace():
+            continue
+        if unicodedata.combining(ch) and not (ch == BREVE and kept and _is_cyrillic(kept[-1])):
+            continue
+        kept.append(ch)
+    bare = unicodedata.normalize("NFC", "".join(kept))
     blind = case_blind_letters()
     return "".join(ch.lower() if ch in blind else ch for ch in bare).replace("ς", "σ")
+
+
+BREVE = "\u0306"  # what NFD splits off Й (and й)
+
+
+def _is_cyrillic(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith("CYRILLIC")
 
 
 def line_image(strength: np.ndarray, ink_height: int = INK_HEIGHTS[0]) -> Image.Image:
