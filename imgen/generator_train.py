@@ -200,7 +200,7 @@ def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Genera
 def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
     """The `detail_batch` global rows (at most all) that also train the detail pass, spread evenly so each rank
     gets a share: for 32 and 8, every fourth row."""
-    count = max(1, min(batch, detail_batch))
+    count = min(batch, detail_batch)  # both at least 1 (`GeneratorTrainConfig.LIMITS`)
     rows = torch.zeros(batch, dtype=torch.bool)
     rows[torch.arange(count) * batch // count] = True
     return rows

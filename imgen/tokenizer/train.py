@@ -196,8 +196,10 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
     def report(record: dict) -> None:
         if rank.is_main:
             log.write(record)
-            if progress and (("step" in record and "event" not in record) or "changed" in record):
+            if progress and "step" in record and "event" not in record:
                 progress(record)
+            elif progress and "changed" in record:  # a resume with a new schedule: say so, without the configs
+                progress({"event": record["event"], "step": record["step"], "changed": record["changed"]})
 
     resuming = state_path.exists()
     changes: dict[str, list] = {}
@@ -236,9 +238,8 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
             save_training_state(state_path, model, optimizer, step=step, samples=position, extra=extra)
 
     report({"event": "resume" if resuming else "start", "step": step, "samples": position,
-            "parameters": model.num_parameters(), "processes": rank.world_size, **extra})  # fmt: skip
-    if changes:
-        report({"event": "resume", "step": step, "changed": changes})
+            "parameters": model.num_parameters(), "processes": rank.world_size, **extra,
+            **({"changed": changes} if changes else {})})  # fmt: skip
     last_save = window_start = time.monotonic()
     window_images = 0
     with StopRequest() as stop:
