@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 import imgen
-from tests.test_batch import imgen as run_imgen
+from tests.cli_runner import imgen as run_imgen
+from tests.tiny_checkpoint import tiny_pipeline
 
 
 def test_importing_imgen_does_not_import_torch_until_a_name_is_used():
@@ -24,8 +25,11 @@ def test_importing_imgen_does_not_import_torch_until_a_name_is_used():
 
 
 def test_every_public_name_resolves_and_unknown_names_fail():
-    for name in imgen.__all__:
-        assert getattr(imgen, name) is not None, name
+    import importlib
+
+    assert set(imgen.__all__) == {"__version__", *imgen._EXPORTS}
+    for name, module in imgen._EXPORTS.items():
+        assert getattr(imgen, name) is getattr(importlib.import_module(module), name), name
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         _ = imgen.nonsense
 
@@ -68,3 +72,12 @@ def test_edits_restyles_and_world_renders_have_no_generate_recipe(tmp_path: Path
             imgen.recipe_from_image(tmp_path / name)
     save_png(Image.new("RGB", (8, 8)), tmp_path / "generated.png", metadata=generated)
     assert imgen.recipe_from_image(tmp_path / "generated.png").prompt == "a cat"
+
+
+def test_the_library_refuses_an_empty_prompt_anywhere_in_a_batch():
+    pipe = tiny_pipeline(["a cat"], text_len=8)
+    for prompts in (["a cat", "  "], "", ["\n"]):
+        with pytest.raises(ValueError, match="the prompt is empty"):
+            pipe.generate(prompts, seed=0)
+    with pytest.raises(ValueError, match="shards must be at least 1"):
+        pipe.generate(["a cat"], shards=0)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageFont
 
 from imgen.world import assets, build_atlas, vocab
+from tests.system_deps import needs
 
 SIZES = (8, 33, 96, 160)
 PRIVATE_USE = "\ue000"  # never in the font: renders as the .notdef box ("tofu")
@@ -110,7 +111,7 @@ def test_font_tells_scripts_apart_from_each_other_and_from_tofu():
     assert len({_glyph(font, char) for char in samples}) == len(samples)
 
 
-@pytest.mark.skipif(not SYSTEM_EMOJI_FONT.is_file(), reason="Noto Color Emoji is not installed")
+@needs(None if SYSTEM_EMOJI_FONT.is_file() else f"{SYSTEM_EMOJI_FONT} is not installed")
 def test_atlas_build_is_byte_deterministic(tmp_path: Path):
     for run in ("first", "second"):
         atlas, index = build_atlas.build_atlas(SYSTEM_EMOJI_FONT, vocab.STICKERS)
@@ -119,7 +120,7 @@ def test_atlas_build_is_byte_deterministic(tmp_path: Path):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
 
 
-@pytest.mark.skipif(not SYSTEM_EMOJI_FONT.is_file(), reason="Noto Color Emoji is not installed")
+@needs(None if SYSTEM_EMOJI_FONT.is_file() else f"{SYSTEM_EMOJI_FONT} is not installed")
 def test_atlas_build_fails_loudly_on_a_code_point_missing_from_the_font():
     with pytest.raises(build_atlas.AtlasError, match="nothing"):
         build_atlas.build_atlas(SYSTEM_EMOJI_FONT, {"nothing": PRIVATE_USE})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -24,19 +23,10 @@ from imgen.batch import (
     sampling_threads,
     shard,
 )
+from imgen.outputs import slugify
 from imgen.recipe import Recipe, read_metadata, request_from, sampler_from_metadata
 from imgen.sampler import SamplerConfig
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
-
-
-def imgen(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli_runner import ENV, imgen, torchrun
 
 
 def test_prompt_files_accept_plain_lines_comments_and_json_lines():
@@ -75,7 +65,8 @@ def test_two_jobs_writing_one_file_is_refused():
 
 
 def test_a_seed_outside_what_torch_takes_is_refused_before_any_work():
-    plan_jobs([PromptLine("a cat", seed=2**64 - 2)], 0, SamplerConfig(), count=2)  # the last valid seed is 2**64 - 1
+    last = plan_jobs([PromptLine("a cat", seed=2**64 - 2)], 0, SamplerConfig(), count=2)
+    assert [job.seed for job in last] == [2**64 - 2, 2**64 - 1]  # the last seed torch takes
     with pytest.raises(PromptFileError, match=r"image 2 \('a cat'\): seed 18446744073709551616 is out of range"):
         plan_jobs([PromptLine("a cat", seed=2**64 - 2)], 0, SamplerConfig(), count=3)
     with pytest.raises(PromptFileError, match="out of range"):
@@ -86,6 +77,14 @@ def test_a_seed_outside_what_torch_takes_is_refused_before_any_work():
 def test_an_output_pattern_with_an_unknown_placeholder_names_the_ones_there_are(pattern: str):
     with pytest.raises(ValueError, match=r"placeholders are \{index\}, \{seed\} and \{slug\}"):
         plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern=pattern)
+
+
+def test_output_patterns_fill_in_and_a_plain_name_is_numbered():
+    jobs = plan_jobs([PromptLine("a red cat")], 5, SamplerConfig(), pattern="out/{slug}-{seed}-{index}.png", count=2)
+    assert [str(job.path) for job in jobs] == ["out/a-red-cat-5-0.png", "out/a-red-cat-6-1.png"]
+    numbered = plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="x.png", count=3)
+    assert [job.path.name for job in numbered] == ["x-0.png", "x-1.png", "x-2.png"]
+    assert [j.path.name for j in plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="x.png")] == ["x.png"]
 
 
 def test_shards_cover_every_job_exactly_once():
@@ -109,6 +108,7 @@ def test_killed_runs_resume_to_exactly_the_planned_images(tmp_path: Path, tiny_c
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        assert len(list(out.glob("*.png"))) >= target, f"setup: {target} images not made within 300 s"
     before = len(list(out.glob("*.png")))
     assert 110 <= before < 400  # the last kill landed in the middle of the run
     final = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
@@ -123,7 +123,8 @@ def test_killed_runs_resume_to_exactly_the_planned_images(tmp_path: Path, tiny_c
         with Image.open(file) as image:
             image.load()
             assert image.size == (128, 128)
-        assert read_metadata(file)["prompt"].endswith(file.stem.split("-number-")[1].split("-s")[0])
+        record = read_metadata(file)
+        assert file.name == f"{slugify(record['prompt'])}-s{record['seed']}.png"  # each file holds its own image
 
 
 def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, tiny_checkpoint: Path):
@@ -213,10 +214,32 @@ def test_an_existing_file_with_other_settings_is_not_overwritten(tmp_path: Path,
     imgen("generate", "a red circle", "-o", "x.png", "--model", model, cwd=tmp_path)
     before = (tmp_path / "x.png").read_bytes()
     result = imgen("generate", "a blue circle", "-o", "x.png", "--model", model, cwd=tmp_path, check=False)
-    assert result.returncode == 2 and "--overwrite" in result.stderr
+    assert result.returncode == 2 and "--overwrite" in result.stderr and "no image was written" in result.stderr
     assert (tmp_path / "x.png").read_bytes() == before
     imgen("generate", "a blue circle", "-o", "x.png", "--model", model, "--overwrite", cwd=tmp_path)
     assert read_metadata(tmp_path / "x.png")["prompt"] == "a blue circle"
+
+
+def test_a_batch_where_some_images_fail_exits_1_and_makes_the_others(tmp_path: Path, tiny_checkpoint: Path):
+    common = ["generate", "a red circle", "-n", "3", "--out-dir", "out", "--model", str(tiny_checkpoint)]
+    imgen(*common, cwd=tmp_path)
+    first, second, third = sorted((tmp_path / "out").iterdir())
+    imgen("generate", "a blue circle", "-o", str(second), "--model", str(tiny_checkpoint), "--overwrite", cwd=tmp_path)
+    theirs = second.read_bytes()  # now an image of other settings, which a rerun must not replace
+    first.unlink()
+    result = imgen(*common, "--json", cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    statuses = {Path(r["path"]).name: r["status"] for r in map(json.loads, result.stdout.splitlines())}
+    assert statuses == {first.name: "written", second.name: "failed", third.name: "skipped"}
+    assert second.read_bytes() == theirs and first.is_file() and third.is_file()
+
+
+def test_a_rerun_removes_the_temporary_files_a_killed_run_left(tmp_path: Path, tiny_checkpoint: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".a-red-circle-s0.png.abc123.tmp").write_bytes(b"half a png")
+    (tmp_path / "out" / ".notes.tmp").write_bytes(b"not ours")
+    imgen("generate", "a red circle", "--out-dir", "out", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".notes.tmp", "a-red-circle-s0.png"]
 
 
 def test_torchrun_with_two_processes_makes_the_same_images_as_one(tmp_path: Path, tiny_checkpoint: Path):
@@ -224,15 +247,7 @@ def test_torchrun_with_two_processes_makes_the_same_images_as_one(tmp_path: Path
     prompts.write_text("a red circle\na cat\nthree blue stars\na green square in the top left\na dog\n")
     args = ["generate", "--prompts", str(prompts), "--model", str(tiny_checkpoint), "--threads", "1"]
     imgen(*args, "--out-dir", "one", cwd=tmp_path)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
-    result = subprocess.run(
-        [*launcher, "-m", "imgen", *args, "--out-dir", "two"],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = torchrun(2, *args, "--out-dir", "two", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     one = {f.name: f.read_bytes() for f in (tmp_path / "one").iterdir()}
     two = {f.name: f.read_bytes() for f in (tmp_path / "two").iterdir()}

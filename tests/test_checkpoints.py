@@ -18,9 +18,7 @@ from imgen.training import load_training_state, save_training_state
 PACKAGE = Path(__file__).resolve().parents[1] / "imgen"
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def trained_like_model(seed: int = 0) -> VQTokenizer:

@@ -7,15 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
-    )
+from tests.cli_runner import ENV, run
 
 
 def test_importing_the_cli_does_not_import_torch():
@@ -64,7 +59,7 @@ def test_generate_writes_a_png_with_metadata(tmp_path: Path, tiny_checkpoint: Pa
     result = run("generate", "a red circle", "-o", "x.png", "--model", str(tiny_checkpoint), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     info = run("info", "x.png", cwd=tmp_path)
-    assert '"prompt": "a red circle"' in info.stdout
+    assert info.returncode == 0 and '"prompt": "a red circle"' in info.stdout
 
 
 def test_export_halves_a_checkpoint_that_still_generates(tmp_path: Path, tiny_checkpoint: Path):
@@ -93,14 +88,7 @@ def test_the_bundled_checkpoint_verifies_against_weights_lock(tmp_path: Path):
 
 def test_the_bundled_checkpoint_generates_offline(tmp_path: Path):
     env = {**ENV, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "imgen", "generate", "a red circle in the top left", "-o", "x.png", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run("generate", "a red circle in the top left", "-o", "x.png", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "x.png") as image:
         assert image.size == (128, 128)
@@ -259,3 +247,55 @@ def test_exporting_a_run_folder_is_refused_and_names_its_checkpoint(tmp_path: Pa
     result = run("train", "export", "run", "--out", "release", cwd=tmp_path)
     assert result.returncode == 3 and "the run's checkpoint is run/checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "release").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("a cat", "--prompts", "p.txt"), "give a prompt or --prompts, not both"),
+        ((), "no prompt: give one, or --prompts FILE, or --from-image PNG"),
+        (("--prompts", "missing.txt"), "missing.txt: no such prompt file"),
+        (("--prompts", "latin1.txt"), "latin1.txt: not UTF-8 text"),
+        (("--from-image", "plain.png"), "plain.png"),
+    ],
+)
+def test_generate_refuses_bad_prompt_sources_in_one_line(tmp_path: Path, tiny_checkpoint: Path, args, message: str):
+    (tmp_path / "p.txt").write_text("a cat\n")
+    (tmp_path / "latin1.txt").write_bytes("a caf\xe9\n".encode("latin-1"))
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    result = run("generate", *args, "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin1.txt", "p.txt", "plain.png"]
+
+
+def test_info_refuses_a_missing_file_and_a_png_not_written_by_imgen(tmp_path: Path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    for name, message in (("gone.png", "gone.png: no such file"), ("plain.png", "not a PNG written by imgen")):
+        result = run("info", name, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tokenizer", "--size", "huge"), "unknown size 'huge'"),
+        (("tokenizer", "--data", "nowhere"), "nowhere: not a folder"),
+        (("generator", "--init", "default", "--size", "huge"), "unknown size 'huge'"),
+        (("generator",), "give the image tokenizer (--tokenizer FILE) or a checkpoint"),
+        (("generator", "--tokenizer", "missing.safetensors"), "missing.safetensors: no such tokenizer checkpoint"),
+        (("generator", "--init", "default", "--data", "nowhere"), "nowhere: not a folder"),
+    ],
+)
+def test_training_that_cannot_start_says_why_in_one_line_and_leaves_no_folder(tmp_path: Path, args, message: str):
+    result = run("train", *args, "--out", "run", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_refuses_an_unknown_dtype(tmp_path: Path, tiny_checkpoint: Path):
+    result = run("train", "export", str(tiny_checkpoint), "--out", "half", "--dtype", "fp8", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown dtype 'fp8'; choose fp16 or bf16" in result.stderr
+    assert not (tmp_path / "half").exists()

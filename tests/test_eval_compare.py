@@ -59,6 +59,19 @@ def test_a_run_that_passes_more_is_ahead_and_the_error_shrinks_with_more_prompts
     assert small.images == 48 and small.disagreements == 12
 
 
+def test_the_standard_error_is_the_spread_of_prompt_means_over_root_n():
+    # one category, three prompts of two images: prompt differences 1, 0, 0 -> mean 1/3,
+    # sample variance ((2/3)^2 + 2 (1/3)^2) / 2 = 1/3, standard error sqrt(1/3 / 3) = 1/3
+    a = {(f"p{i}", s): ("colours", i == 0) for i in range(3) for s in range(2)}
+    b = {key: ("colours", False) for key in a}
+    assert compare(a, b).standard_error == pytest.approx(1 / 3)
+    # a second category with no difference halves the overall difference and its error
+    a.update({(f"q{i}", 0): ("position", True) for i in range(3)})
+    b.update({(f"q{i}", 0): ("position", True) for i in range(3)})
+    result = compare(a, b)
+    assert result.difference == pytest.approx(1 / 6) and result.standard_error == pytest.approx(1 / 6)
+
+
 def test_runs_of_different_suites_cannot_be_compared():
     with pytest.raises(ValueError, match="share no measured image"):
         compare({("a red circle", 0): ("colours", True)}, {("a blue star", 0): ("colours", True)})

@@ -16,7 +16,7 @@ from imgen.sampler import SamplerConfig
 from imgen.world.captions import caption
 from imgen.world.ground_truth import render_prompt
 from imgen.world.sampling import random_spec
-from tests.test_cli import run
+from tests.cli_runner import run
 from tests.tiny_checkpoint import tiny_pipeline
 
 PROMPTS = ["a red circle", "two blue stars in the top left"]

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,15 +26,9 @@ from imgen.generator_train import (
 from imgen.train_config import ConfigError
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
+from tests.cli_runner import ENV, imgen, run, torchrun
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
 FAST = "log_every = 1\ncaption_corpus = 300\nsample_prompts = 0\n"
-
-
-def imgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imgen", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
-    )
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -62,7 +57,7 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     data = tmp_path / "data"
     write_captioned_folder(data)
 
-    check = imgen("data", "check", str(data), "--json", cwd=tmp_path)
+    check = run("data", "check", str(data), "--json", cwd=tmp_path)
     report = json.loads(check.stdout)
     assert check.returncode == 1  # problems reported, not fatal
     assert (report["images"], report["captioned"]) == (7, 6)
@@ -70,14 +65,23 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     assert set(problems) == {"broken.png", "notes.pdf", "uncaptioned.png"}
     assert "not a readable image" in problems["broken.png"]
     assert problems["notes.pdf"].endswith("not an image") and problems["uncaptioned.png"].endswith("no caption")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for name in ("img4.png", "img4.txt"):
+        (clean / name).write_bytes((data / name).read_bytes())
+    good = run("data", "check", str(clean), cwd=tmp_path)
+    assert good.returncode == 0 and f"{clean}: 1 images, 1 with captions" in good.stdout
+    (tmp_path / "empty").mkdir()
+    nothing = run("data", "check", "empty", cwd=tmp_path)
+    assert nothing.returncode == 2, nothing.stderr
 
-    vq = imgen(
+    vq = run(
         "train", "tokenizer", "--data", str(data), "--size", "tiny", "--batch-size", "2",
         "--max-steps", "3", "--out", "vq", cwd=tmp_path,
     )  # fmt: skip
     assert vq.returncode == 0, vq.stderr
     (tmp_path / "gen.toml").write_text("log_every = 1\nsample_prompts = 2\n")
-    gen = imgen(
+    gen = run(
         "train", "generator", "--data", str(data), "--tokenizer", "vq/last.safetensors", "--size", "tiny",
         "--batch-size", "4", "--detail-batch", "2", "--max-steps", "4", "--out", "gen", "--config", "gen.toml",
         cwd=tmp_path,
@@ -89,13 +93,13 @@ def test_a_tiny_generator_trains_on_a_captioned_folder_and_then_generates(tmp_pa
     assert sorted(losses(tmp_path / "gen")) == [1, 2, 3, 4]
     assert list((tmp_path / "gen" / "samples").glob("step_*.png"))
 
-    out = imgen("generate", "a red circle", "--model", "gen/checkpoint", "-o", "red.png", "--no-preview", cwd=tmp_path)
+    out = run("generate", "a red circle", "--model", "gen/checkpoint", "-o", "red.png", "--no-preview", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "red.png").stat().st_size > 0
-    known = imgen(
+    known = run(
         "generate", "a yellow kite", "--model", "gen/checkpoint", "-o", "kite.png", "--no-preview", cwd=tmp_path
     )
-    unknown = imgen(
+    unknown = run(
         "generate", "a purple cat", "--model", "gen/checkpoint", "-o", "cat.png", "--no-preview", cwd=tmp_path
     )
     assert known.returncode == 0 and unknown.returncode == 0, known.stderr + unknown.stderr
@@ -146,13 +150,9 @@ def test_two_torchrun_processes_follow_the_loss_curve_of_one(tmp_path: Path, tin
         "train", "generator", "--tokenizer", str(tiny_checkpoint / "tokenizer.safetensors"), "--size", "tiny",
         "--batch-size", "4", "--detail-batch", "2", "--config", "fast.toml",
     ]  # fmt: skip
-    one = imgen(*args, "--out", "one", cwd=tmp_path)
+    one = run(*args, "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29537"]
-    two = subprocess.run(
-        [*launcher, "-m", "imgen", *args, "--out", "two"],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    two = torchrun(2, *args, "--out", "two", cwd=tmp_path)
     assert two.returncode == 0, two.stderr
     curve_one, curve_two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert sorted(curve_one) == sorted(curve_two) == list(range(1, 21))
@@ -224,7 +224,7 @@ def test_options_outside_their_range_are_one_config_error_naming_the_option(tmp_
         with pytest.raises(ConfigError, match=next(iter(change))):
             dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), **change)
     (tmp_path / "bad.toml").write_text("log_every = 0\n")
-    result = imgen("train", "generator", "--init", str(tiny_checkpoint), "--config", "bad.toml", cwd=tmp_path)
+    result = run("train", "generator", "--init", str(tiny_checkpoint), "--config", "bad.toml", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "imgen: error: log_every must be at least 1, not 0"
     ]
@@ -251,7 +251,7 @@ def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_
     data = tmp_path / "data"
     write_captioned_folder(data)
     (tmp_path / "ft.toml").write_text("log_every = 1\nsample_prompts = 0\nwarmup_steps = 1\n")
-    tuned = imgen(
+    tuned = run(
         "train", "generator", "--data", str(data), "--init", "default", "--batch-size", "2", "--detail-batch", "1",
         "--max-steps", "2", "--out", "ft", "--config", "ft.toml", "--box-masks", "0.5", cwd=tmp_path,
     )  # fmt: skip
@@ -260,14 +260,8 @@ def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_
         assert json.loads(saved.metadata()["train_config"])["box_masks"] == 0.5
     assert sorted(losses(tmp_path / "ft")) == [1, 2]
     env = {**ENV, "IMGEN_WEIGHTS_LOCK": str(tmp_path / "weights.lock"), "IMGEN_HOME": str(tmp_path / "home")}
-    run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
-    added = subprocess.run([sys.executable, "-m", "imgen", "weights", "add", "ft/checkpoint", "--name", "mine"], **run)
-    assert added.returncode == 0, added.stderr
-    made = subprocess.run(
-        [sys.executable, "-m", "imgen", "generate", "a red circle", "--model", "mine", "-o", "x.png", "--no-preview"],
-        **run,
-    )
-    assert made.returncode == 0, made.stderr
+    imgen("weights", "add", "ft/checkpoint", "--name", "mine", cwd=tmp_path, env=env)
+    imgen("generate", "a red circle", "--model", "mine", "-o", "x.png", "--no-preview", cwd=tmp_path, env=env)
     assert (tmp_path / "x.png").is_file()
 
 
@@ -287,7 +281,7 @@ def test_a_checkpoint_grown_deeper_starts_from_its_own_loss_and_saves_the_new_de
     assert grown.config.n_layers == layers
 
     tokenizer = str(tiny_checkpoint / "tokenizer.safetensors")
-    refused = imgen("train", "generator", "--tokenizer", tokenizer, "--layers", "4", "--out", "x", cwd=tmp_path)
+    refused = run("train", "generator", "--tokenizer", tokenizer, "--layers", "4", "--out", "x", cwd=tmp_path)
     assert refused.returncode == 2 and "--init" in refused.stderr
 
 
@@ -301,8 +295,31 @@ def test_a_torchrun_worker_leaves_with_its_exit_code_and_its_output_flushed():
         "    leave_worker(7)\n"
     )
     worker = subprocess.run(
-        [sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": "2"}, capture_output=True, text=True
-    )
+        [sys.executable, "-c", script],
+        env={**os.environ, "WORLD_SIZE": "2"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert (worker.returncode, worker.stdout, worker.stderr) == (7, "last line", "last error")
-    alone = subprocess.run([sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": "1"}, capture_output=True)
+    alone = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": "1"}, capture_output=True, timeout=60
+    )
     assert alone.returncode == 0
+
+
+def test_ctrl_c_during_imgen_train_saves_and_exits_130_in_one_line(tmp_path: Path, tiny_checkpoint: Path):
+    (tmp_path / "fast.toml").write_text(FAST)
+    tokenizer = str(tiny_checkpoint / "tokenizer.safetensors")
+    command = [
+        sys.executable, "-m", "imgen", "train", "generator", "--tokenizer", tokenizer, "--size", "tiny",
+        "--batch-size", "2", "--detail-batch", "1", "--max-steps", "100000", "--config", "fast.toml", "--out", "run",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics, deadline = tmp_path / "run" / "metrics.jsonl", time.monotonic() + 300
+    while not (metrics.exists() and '"step"' in metrics.read_text()) and process.poll() is None:
+        assert time.monotonic() < deadline, "setup: no training step within 300 s"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode() and lines[-1].startswith("imgen: interrupted at step ")
+    assert (tmp_path / "run" / "state.safetensors").is_file()

@@ -18,13 +18,12 @@ from imgen.tokenizer.train import (
     reconstruction_loss,
     train_tokenizer,
 )
+from tests.cli_runner import imgen, torchrun
 
 TINY = VQ_SIZES["tiny"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def scenes(n: int, size: int = 128, seed: int = 0) -> torch.Tensor:
@@ -222,7 +221,7 @@ def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_pat
     assert steps == [1, 2, 3, 4, 5]
     resume = next(r for r in records if r.get("event") == "resume")
     assert resume["step"] == 3 and resume["samples"] == next(r["samples"] for r in records if r.get("step") == 3)
-    assert all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in records if "loss" in r)
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["images_per_s"]) for r in records if "loss" in r)
     assert records[-1]["event"] == "end" and records[-1]["step"] == 5
     assert next(r for r in records if "changed" in r)["changed"] == {"max_steps": [3, 5]}
     logged = (tmp_path / "run" / "metrics.jsonl").read_text()
@@ -242,18 +241,11 @@ def test_evaluation_reports_psnr_and_codebook_usage():
 
 
 def test_two_torchrun_processes_train_the_tokenizer_like_one(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["-m", "imgen", "train", "tokenizer", "--size", "tiny", "--batch-size", "4", "--max-steps", "6"]
+    args = ["train", "tokenizer", "--size", "tiny", "--batch-size", "4", "--max-steps", "6"]
     (tmp_path / "fast.toml").write_text("log_every = 1\nwarmup_steps = 2\n")
     args += ["--config", "fast.toml"]
-    one = subprocess.run([sys.executable, *args, "--out", "one"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29539"]
-    two = subprocess.run([*launcher, *args, "--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    imgen(*args, "--out", "one", cwd=tmp_path)
+    two = torchrun(2, *args, "--out", "two", cwd=tmp_path)
     assert two.returncode == 0, two.stderr
 
     def curve(run: str) -> dict[int, float]:
