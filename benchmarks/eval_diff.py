@@ -3,8 +3,8 @@
     python -m benchmarks.eval_diff RUN_A/results.json RUN_B/results.json
 
 Prints both overall scores on the images both runs measured, the difference
-A - B with its bootstrap standard error (prompts resampled within each
-category), and how many images the two runs judged differently. Runs scored
+A - B with its standard error (prompts as the independent units, see
+`imgen.eval.compare.paired_standard_error`), and how many images the two runs judged differently. Runs scored
 by different judge versions are refused: their scores are not comparable.
 """
 
@@ -21,17 +21,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", help="results.json of run A")
     parser.add_argument("b", help="results.json of run B")
-    parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     versions = judge_version(args.a), judge_version(args.b)
     if versions[0] != versions[1]:
         parser.error(f"A was scored by judge {versions[0]} and B by judge {versions[1]}; re-run the older one")
-    result = compare(read_outcomes(args.a), read_outcomes(args.b), args.resamples)
+    result = compare(read_outcomes(args.a), read_outcomes(args.b))
     runs = {"run_a": Path(args.a).parent.name, "run_b": Path(args.b).parent.name}  # folder names, not paths
     path = write_result("eval_diff", {**runs, **vars(result)})
     print(
         f"A {result.a:.3f}  B {result.b:.3f}  A - B {result.difference:+.3f} ± {result.standard_error:.3f} "
-        f"(bootstrap SE; {result.images} paired images, {result.disagreements} judged differently) -> {path}"
+        f"(SE over prompts; {result.images} paired images, {result.disagreements} judged differently) -> {path}"
     )
 
 

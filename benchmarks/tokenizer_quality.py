@@ -40,7 +40,7 @@ def reconstruct(model: VQTokenizer, image: Image.Image) -> Image.Image:
     return Image.fromarray((out.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
 
 
-def text_scenes(count: int, seed: int) -> list[tuple[Image.Image, SceneSpec]]:
+def text_scenes(count: int, seed: int, size: int) -> list[tuple[Image.Image, SceneSpec]]:
     """Held-out scenes with text only (objects removed), so the check is about letters alone."""
     scenes: list[tuple[Image.Image, SceneSpec]] = []
     index = 0
@@ -55,7 +55,7 @@ def text_scenes(count: int, seed: int) -> list[tuple[Image.Image, SceneSpec]]:
             scene = layout(text_only, random.Random(index))
         except SpecError:
             continue
-        scenes.append((render(scene, 128), text_only))
+        scenes.append((render(scene, size), text_only))
     return scenes
 
 
@@ -78,7 +78,8 @@ def main() -> None:
     quality = evaluate_tokenizer(model, n_scenes=args.scenes, split="heldout", seed=args.seed)
 
     original_reads = survived = unmeasured = 0
-    for image, spec in text_scenes(args.text_scenes, args.seed):
+    size = model.config.image_size
+    for image, spec in text_scenes(args.text_scenes, args.seed, size):
         before = text_reads(image, spec)
         if before is None:
             unmeasured += 1
@@ -87,7 +88,7 @@ def main() -> None:
             original_reads += 1
             survived += bool(text_reads(reconstruct(model, image), spec))
 
-    image, _ = render_example(args.seed, 0, "heldout")
+    image, _ = render_example(args.seed, 0, "heldout", size=size)
     reconstruct(model, image)
     start = time.perf_counter()
     for _ in range(20):

@@ -15,7 +15,8 @@ something. It works in four steps:
 4. the findings are checked against the spec: the background, how many of
    each described group, where, in which relation, what text in which colour
    and place, the style (each object must fit the asked style better than
-   the other five), and nothing unexpected.
+   the other five; a prompt that names no style asks for flat), the size
+   of objects whose size is named, and nothing unexpected.
 
 Positions follow the layout's own definitions: an object is in a region when
 its centre lies in that 3x3 cell, and relations use `layout.relation_holds`.
@@ -30,6 +31,7 @@ so runs judged by different versions are not compared.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -51,9 +53,10 @@ from imgen.world.layout import layout, relation_holds
 from imgen.world.render import render
 from imgen.world.spec import ObjectGroup, SceneSpec, TextBlock
 
-JUDGE_VERSION = "3"
+JUDGE_VERSION = "4"
 """1: text compared case-insensitively. 2: case must match wherever the font shows it (`ocr.normalise`).
-3: Cyrillic Й is a letter of its own, not И with an accent."""
+3: Cyrillic Й is a letter of its own, not И with an accent. 4: a named size is checked, and a prompt
+that names no style asks for flat drawing (outlined or pixelated objects no longer pass it)."""
 
 BACKGROUND_TOLERANCE = 40.0
 """Median RGB distance per row between the picture's background and the asked one that still passes."""
@@ -123,7 +126,7 @@ def judge(image: Image.Image, spec: SceneSpec) -> Verdict:
     detections, picture = explain(picture, [b for i, b in enumerate(blobs) if i not in claimed])
     object_checks, taken = _object_checks(spec, detections, picture.size)
     checks += object_checks
-    if spec.style != "flat" and taken:
+    if taken:  # no style word means flat, which must beat the other styles as a named one does
         checks.append(_style_check(picture, detections, taken, spec.style))
     return Verdict.of(checks)
 
@@ -186,6 +189,15 @@ def _describe(group: ObjectGroup) -> str:
     return f"{group.color} {group.kind}" if group.color else group.kind
 
 
+def size_name(side: float) -> str:
+    """The named size whose band holds `side` (a normalised box side); bands meet halfway between sizes."""
+    names = sorted(vocab.SIZES, key=vocab.SIZES.get)
+    for smaller, larger in itertools.pairwise(names):
+        if side < (vocab.SIZES[smaller] + vocab.SIZES[larger]) / 2:
+            return smaller
+    return names[-1]
+
+
 def _matches(detection: Detection, group: ObjectGroup) -> bool:
     return detection.kind == group.kind and (group.color is None or detection.color == group.color)
 
@@ -231,6 +243,12 @@ def _object_checks(spec: SceneSpec, detections: list[Detection], size: int) -> t
             related = [d for d in detections if d.kind == group.kind or (group.color and d.color == group.color)]
             detail += f" (seen of that kind or colour: {_seen(related)})"
         checks.append(Check(f"count of {name}", len(mine) == group.count, detail))
+        if group.size is not None and mine:
+            seen = [size_name(detections[k].size) for k in mine]
+            detail = f"want {group.size}, found " + ", ".join(
+                f"{n} ({detections[k].size:.2f})" for n, k in zip(seen, mine, strict=True)
+            )
+            checks.append(Check(f"size of {name}", all(n == group.size for n in seen), detail))
         if group.region is not None:
             inside = sum(placed(k) for k in mine)
             where = Counter(detections[k].region for k in mine if not placed(k))

@@ -2,7 +2,7 @@
 
 A judge that passes every ground-truth render could simply be lenient. The
 self-check therefore also renders a near miss of each benchmark prompt (one
-colour, count, kind, region, relation or letter changed) and judges it
+colour, count, kind, region, relation, size, style or letter changed) and judges it
 against the *original* spec; a good judge fails nearly all of them. Each
 category changes the attribute it is about, so the check asks the question the
 category asks: a counting prompt gets a wrong count, a text prompt a wrong
@@ -40,9 +40,9 @@ _CHANGES: dict[str, tuple[str, ...]] = {
     "text latin": ("letter",),
     "text greek": ("letter",),
     "text cyrillic": ("letter",),
-    "style": ("color", "kind", "style"),
+    "style": ("color", "kind", "style", "size"),
 }
-_FALLBACK = ("kind", "color", "count", "region", "relation", "letter", "style")
+_FALLBACK = ("kind", "color", "count", "region", "relation", "letter", "style", "size")
 
 
 def mismatched(spec: SceneSpec, category: str, rng: random.Random) -> tuple[SceneSpec, str] | None:
@@ -142,6 +142,14 @@ def _apply(spec: SceneSpec, change: str, rng: random.Random) -> tuple[SceneSpec,
         new = rng.choice([r for r in vocab.RELATIONS if r != old.relation])
         relations[index] = replace(old, relation=new)
         return replace(spec, relations=tuple(relations)), f"{new} instead of {old.relation}"
+    if change == "size":
+        sized = [i for i, g in enumerate(groups) if g.size is not None]
+        if not sized:
+            return None
+        index = rng.choice(sized)
+        group = groups[index]
+        size = rng.choice([s for s in vocab.SIZES if s != group.size])
+        return _with_group(spec, index, replace(group, size=size)), f"{_describe(group)}: {size} not {group.size}"
     if change == "style" and spec.style != "flat":
         return replace(spec, style="flat"), f"drawn flat instead of {spec.style}"
     if change == "letter" and spec.texts:

@@ -5,7 +5,8 @@ evaluation, so the benchmark measures composition, not memory:
 
 - colour-shape pairs (a blue heart is never drawn in training, though blue
   things and hearts are);
-- words: certain strings never appear as text (compared case-insensitively);
+- words: certain strings never appear as text (compared case-insensitively,
+  and with look-alike letters of the other scripts taken as the same);
 - object pairs: certain two kinds never appear together in one scene.
 
 `violations` is the single check; the training sampler rejects any spec with a
@@ -34,7 +35,20 @@ HELDOUT_WORDS: dict[str, tuple[str, ...]] = {
     "greek": ("ΓΕΙΑ", "ΦΩΣ", "ΝΕΡΟ", "ΑΛΦΑ", "ΗΛΙΟΣ", "ΚΑΦΕ", "ΠΙ", "ΣΟΦΙΑ"),
     "cyrillic": ("МИР", "ДОМ", "КОТ", "ВОДА", "СТОП", "Привет", "ЧАЙ", "ЛЕС"),
 }
+# Letters drawn with the same glyph in another script (Cyrillic К and Latin K look the same in the
+# world's font), folded to the Latin letter so that a look-alike spelling of a held-out word is held out too.
+_LOOKALIKES = str.maketrans(
+    "АВЕКМНОРСТХаеорсхуΑΒΕΖΗΙΚΜΝΟΡΤΥΧο",
+    "ABEKMHOPCTXaeopcxyABEZHIKMNOPTYXo",
+)
+
+
+def _glyphs(text: str) -> str:
+    return text.translate(_LOOKALIKES).casefold()
+
+
 _HELDOUT_WORDS_FOLDED = frozenset(w.casefold() for words in HELDOUT_WORDS.values() for w in words)
+_HELDOUT_GLYPHS = frozenset(_glyphs(w) for words in HELDOUT_WORDS.values() for w in words)
 
 HELDOUT_PAIRS: frozenset[frozenset[str]] = frozenset(
     frozenset(pair)
@@ -52,7 +66,8 @@ HELDOUT_PAIRS: frozenset[frozenset[str]] = frozenset(
 
 
 def is_heldout_word(text: str) -> bool:
-    return text.casefold() in _HELDOUT_WORDS_FOLDED
+    """A held-out word in any case, or spelled with look-alike letters of another script ("KOT" for "КОТ")."""
+    return text.casefold() in _HELDOUT_WORDS_FOLDED or _glyphs(text) in _HELDOUT_GLYPHS
 
 
 def violations(spec: SceneSpec) -> list[str]:

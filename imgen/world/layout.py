@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 
-from imgen.world import vocab
+from imgen.world import heldout, vocab
 from imgen.world.scene import Item, Scene
 from imgen.world.spec import ObjectGroup, SceneSpec, SpecError, TextBlock
 
@@ -26,12 +26,25 @@ MARGIN = 0.02  # minimum space to the image border
 TEXT_HEIGHTS = (0.2, 0.16, 0.13)  # em heights tried for a text block, largest first
 MIN_TEXT_HEIGHT = 0.085
 ATTEMPTS = 60
+TRIES_PER_SCALE = 8
+SHRINK_STEPS = 8
+
+
+def _distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
 
 
 def color_visible(color: str, background: str) -> bool:
-    """True when `color` stands out from the background's dominant colour."""
-    a, b = vocab.COLORS[color], vocab.BACKGROUNDS[background]
-    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 > 90
+    """True when `color` stands out from the background's dominant colour (the rule the benchmark's prompts use)."""
+    return _distance(vocab.COLORS[color], vocab.BACKGROUNDS[background]) > 90
+
+
+def color_visible_everywhere(color: str, background: str) -> bool:
+    """True when `color` stands out from every colour of the background: a green object drawn on the
+    grass of "sky and grass", or a purple one at the foot of a sunset, would not. Training scenes
+    and free colours use this stricter rule."""
+    others = vocab.BACKGROUND_OTHER_COLORS.get(background, ())
+    return color_visible(color, background) and all(_distance(vocab.COLORS[color], c) > 90 for c in others)
 
 
 def default_text_color(background: str) -> str:
@@ -42,12 +55,13 @@ def layout(spec: SceneSpec, rng: random.Random) -> Scene:
     """Place every group and text block of `spec`; raise `SpecError` if it cannot fit."""
     spec.validate()
     background = spec.background or "white"
-    scale = 1.0
-    for _ in range(8):
-        items = _try_layout(spec, background, scale, rng)
-        if items is not None:
-            return Scene(items=tuple(items), background=background, style=spec.style)
-        scale *= 0.8
+    # A failed try is often one unlucky placement, not crowding: several tries at each scale come before
+    # shrinking, so a "large" object stays large wherever it can.
+    for shrink in range(SHRINK_STEPS):
+        for _ in range(TRIES_PER_SCALE):
+            items = _try_layout(spec, background, 0.8**shrink, rng)
+            if items is not None:
+                return Scene(items=tuple(items), background=background, style=spec.style)
     raise SpecError("the prompt asks for more than fits in one image; try fewer or smaller objects")
 
 
@@ -77,7 +91,12 @@ def _shape_color(group: ObjectGroup, background: str, rng: random.Random) -> str
         return None
     if group.color:
         return group.color
-    visible = [c for c in vocab.COLORS if color_visible(c, background)]
+    # A free colour is never one the held-out split reserves for this shape ("a heart" is never a blue heart).
+    visible = [
+        c
+        for c in vocab.COLORS
+        if color_visible_everywhere(c, background) and (c, group.kind) not in heldout.HELDOUT_COLOR_SHAPES
+    ]
     return rng.choice(visible)
 
 

@@ -38,10 +38,10 @@ def background_layer(name: str, size: int) -> Image.Image:
     if name == "sky and grass":
         horizon = round(size * 0.68)
         draw = ImageDraw.Draw(image)
-        draw.rectangle((0, horizon, size, size), fill=(95, 175, 70))
+        draw.rectangle((0, horizon, size, size), fill=vocab.GRASS)
         draw.rectangle((0, horizon, size, horizon + max(1, size // 64)), fill=(70, 140, 55))
     elif name == "sunset":
-        top, bottom = (250, 170, 120), (150, 90, 160)
+        top, bottom = color, vocab.SUNSET_FOOT
         draw = ImageDraw.Draw(image)
         for y in range(size):
             t = y / max(1, size - 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from imgen.world import heldout, vocab, words
-from imgen.world.layout import color_visible
+from imgen.world.layout import color_visible, color_visible_everywhere
 from imgen.world.spec import ObjectGroup, Relation, SceneSpec, TextBlock
 
 SPLITS = ("train", "heldout")
@@ -88,7 +88,7 @@ def _draw(rng: random.Random) -> SceneSpec:
 
 
 def _color(rng: random.Random, background: str) -> str:
-    return rng.choice([c for c in vocab.COLORS if color_visible(c, background)])
+    return rng.choice([c for c in vocab.COLORS if color_visible_everywhere(c, background)])
 
 
 def _group(

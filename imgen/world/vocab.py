@@ -86,6 +86,15 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "sunset": (250, 170, 120),
 }
 
+# What the two scenes show besides their dominant colour: the grass under the sky, and the
+# sunset's gradient (its middle and its foot). Objects sampled for training stay visible on these too.
+GRASS = (95, 175, 70)
+SUNSET_FOOT = (150, 90, 160)
+BACKGROUND_OTHER_COLORS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "sky and grass": (GRASS,),
+    "sunset": (tuple((a + b) // 2 for a, b in zip(BACKGROUNDS["sunset"], SUNSET_FOOT, strict=True)), SUNSET_FOOT),
+}
+
 MAX_COUNT = 20
 MAX_TEXT_LENGTH = 12
 
