@@ -13,7 +13,7 @@ import pytest
 
 from imgen.world import heldout, vocab, words
 from imgen.world.examples import make_example, render_example
-from imgen.world.layout import color_visible, color_visible_everywhere, layout, relation_holds
+from imgen.world.layout import color_visible, color_visible_everywhere, layout, placement_order, relation_holds
 from imgen.world.parser import parse
 from imgen.world.render import render
 from imgen.world.sampling import random_spec
@@ -94,6 +94,25 @@ def test_relations_are_laid_out_as_stated(relation):
         subject = next(i for i in scene.items if i.kind == "circle")
         reference = next(i for i in scene.items if i.kind == "dog")
         assert relation_holds(subject, relation, reference)
+
+
+def test_a_chain_of_relations_is_placed_reference_first_and_every_link_holds():
+    spec = parse("a sun above a house to the left of a tree")
+    assert placement_order(spec) == [2, 1, 0]
+    for seed in range(20):
+        scene = layout(spec, random.Random(seed))
+        sun, house, tree = (next(i for i in scene.items if i.kind == kind) for kind in ("sun", "house", "tree"))
+        assert relation_holds(sun, "above", house) and relation_holds(house, "left of", tree)
+        assert min(item.size for item in scene.items) >= 0.9 * vocab.SIZES["small"]  # not shrunk to fit by luck
+
+
+def test_relations_in_a_circle_are_a_clear_error():
+    spec = SceneSpec(
+        groups=(ObjectGroup("cat"), ObjectGroup("dog")),
+        relations=(Relation(0, "above", 1), Relation(1, "above", 0)),
+    )
+    with pytest.raises(SpecError):
+        layout(spec, random.Random(0))
 
 
 def test_counts_up_to_twenty_are_placed_without_overlap():

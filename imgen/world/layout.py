@@ -19,7 +19,7 @@ import random
 
 from imgen.world import heldout, vocab
 from imgen.world.scene import Item, Scene
-from imgen.world.spec import ObjectGroup, SceneSpec, SpecError, TextBlock
+from imgen.world.spec import ObjectGroup, Relation, SceneSpec, SpecError, TextBlock
 
 GAP = 0.015  # minimum space between bounding boxes, normalised
 MARGIN = 0.02  # minimum space to the image border
@@ -103,10 +103,10 @@ def _shape_color(group: ObjectGroup, background: str, rng: random.Random) -> str
 def _try_layout(spec: SceneSpec, background: str, scale: float, rng: random.Random) -> list[Item] | None:
     placed: list[Item | None] = [None] * len(spec.groups)
     items: list[Item] = []
-    relations_of = {rel.subject: rel for rel in spec.relations}
-    # References before subjects, so a subject can be placed relative to its reference.
-    order = sorted(range(len(spec.groups)), key=lambda i: i in relations_of)
-    for index in order:
+    relations_of: dict[int, Relation] = {}
+    for rel in spec.relations:  # a subject is placed next to its first reference; the others are checked after
+        relations_of.setdefault(rel.subject, rel)
+    for index in placement_order(spec):
         group = spec.groups[index]
         side = _group_size(group, rng, scale)
         color = _shape_color(group, background, rng)
@@ -126,6 +126,31 @@ def _try_layout(spec: SceneSpec, background: str, scale: float, rng: random.Rand
     if not _relations_hold(spec, placed):
         return None
     return items
+
+
+def placement_order(spec: SceneSpec) -> list[int]:
+    """Group indices with every reference before its subjects, through chains ("a sun above a house left of
+    a tree": tree, house, sun), so a subject can be placed next to a reference already there."""
+    references: dict[int, list[int]] = {}
+    for rel in spec.relations:
+        references.setdefault(rel.subject, []).append(rel.reference)
+    order: list[int] = []
+    state: dict[int, str] = {}
+
+    def visit(index: int) -> None:
+        if state.get(index) == "done":
+            return
+        if state.get(index) == "open":
+            raise SpecError("the relations go round in a circle; no layout can satisfy them")
+        state[index] = "open"
+        for reference in references.get(index, []):
+            visit(reference)
+        state[index] = "done"
+        order.append(index)
+
+    for index in range(len(spec.groups)):
+        visit(index)
+    return order
 
 
 def _center_range(region: str | None, half_w: float, half_h: float) -> tuple[float, float, float, float] | None:
