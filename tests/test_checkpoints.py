@@ -14,6 +14,7 @@ import torch
 from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint, save_tokenizer
 from imgen.tokenizer import VQ_SIZES, VQConfig, VQTokenizer
 from imgen.training import load_training_state, save_training_state
+from tests.tiny_checkpoint import with_generator_header
 
 PACKAGE = Path(__file__).resolve().parents[1] / "imgen"
 
@@ -243,17 +244,6 @@ def test_no_unsafe_deserialisation_anywhere_in_the_package():
 # ---------------------------------------------------------------- generator headers and pairs
 
 
-def _with_generator_header(folder: Path, target: Path, change) -> Path:
-    """A copy of checkpoint `folder` whose generator header is `change(metadata)`, weights untouched."""
-    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE
-
-    target.mkdir()
-    (target / TOKENIZER_FILE).write_bytes((folder / TOKENIZER_FILE).read_bytes())
-    tensors, metadata = load_checkpoint(folder / GENERATOR_FILE)
-    save_checkpoint(target / GENERATOR_FILE, tensors, change(dict(metadata)))
-    return target
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -268,7 +258,7 @@ def _with_generator_header(folder: Path, target: Path, change) -> Path:
 def test_a_bad_generator_header_is_one_checkpoint_error(tiny_checkpoint, tmp_path, change, message):
     from imgen.api import load
 
-    folder = _with_generator_header(tiny_checkpoint, tmp_path / "bad", change)
+    folder = with_generator_header(tiny_checkpoint, tmp_path / "bad", change)
     with pytest.raises(CheckpointError) as caught:
         load(folder, precision="fp32")
     assert message in str(caught.value) and "\n" not in str(caught.value)

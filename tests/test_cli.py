@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.cli_runner import ENV, run
+from tests.tiny_checkpoint import with_generator_header
 
 
 def test_importing_the_cli_does_not_import_torch():
@@ -140,14 +141,9 @@ def test_growing_the_tokenizer_decoder_needs_a_start_and_cannot_shrink(tmp_path:
 
 
 def test_a_generator_header_without_config_exits_3_with_one_line(tmp_path: Path, tiny_checkpoint: Path):
-    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE
-    from imgen.checkpoints import load_checkpoint, save_checkpoint
-
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / TOKENIZER_FILE).write_bytes((tiny_checkpoint / TOKENIZER_FILE).read_bytes())
-    tensors, metadata = load_checkpoint(tiny_checkpoint / GENERATOR_FILE)
-    save_checkpoint(broken / GENERATOR_FILE, tensors, {k: v for k, v in metadata.items() if k != "config"})
+    broken = with_generator_header(
+        tiny_checkpoint, tmp_path / "broken", lambda metadata: {k: v for k, v in metadata.items() if k != "config"}
+    )
     result = run("generate", "a red circle", "-o", "x.png", "--model", str(broken), cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "config" in result.stderr

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, save_generator
-from imgen.checkpoints import save_tokenizer
+from imgen.checkpoints import load_checkpoint, save_checkpoint, save_tokenizer
 from imgen.model import Generator, GPTConfig
 from imgen.sampler import SamplerConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
@@ -52,3 +53,12 @@ def write_tiny_checkpoint(folder: Path) -> Path:
     save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
     save_generator(generator, prompts, folder / GENERATOR_FILE)
     return folder
+
+
+def with_generator_header(folder: Path, target: Path, change: Callable[[dict], dict]) -> Path:
+    """A copy of checkpoint `folder` whose generator header is `change(metadata)`, weights untouched."""
+    target.mkdir()
+    (target / TOKENIZER_FILE).write_bytes((folder / TOKENIZER_FILE).read_bytes())
+    tensors, metadata = load_checkpoint(folder / GENERATOR_FILE)
+    save_checkpoint(target / GENERATOR_FILE, tensors, change(dict(metadata)))
+    return target
