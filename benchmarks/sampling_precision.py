@@ -47,7 +47,8 @@ def step_logits(pipe: Pipeline, coarse: torch.Tensor, detail: torch.Tensor) -> d
     steps = [first.float()[:, None]]
     for step in window_plan(model, config.detail_window)[1:]:
         previous = torch.where(step.input_known, detail[:, step.inputs], model.config.bos_id)
-        steps.append(model.decode_slots(previous, step.positions, detail_cache, step.allowed).float())
+        logits = model.decode_slots(previous, step.positions, detail_cache, step.allowed)
+        steps.append(logits[:, step.sampled].float())
     return {"coarse": coarse_logits, "detail": torch.cat(steps, 1).flatten(0, 1)}
 
 

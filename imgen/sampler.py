@@ -302,14 +302,22 @@ def detail_schedule(grid: int, window: int) -> list[list[int]]:
 class WindowStep:
     """What one parallel detail step writes and may read; depends only on the grid and the window."""
 
-    positions: torch.Tensor  # (n,) detail positions written in this step
+    positions: torch.Tensor  # (n,) detail positions fed in this step
     inputs: torch.Tensor  # (n,) the position whose token is each one's input (the one before it)
     input_known: torch.Tensor  # (n,) bool: that token is written before this step (else BOS stands in)
     allowed: torch.Tensor  # (n, read_to) bool: cache slots each position may attend to
+    sampled: torch.Tensor  # (n,) bool: a token is drawn here; False: a row start fed again (see `window_plan`)
 
 
 def window_plan(model: Generator, window: int) -> list[WindowStep]:
-    """The steps of `detail_schedule` with their inputs and attention masks, made once per batch, not per step."""
+    """The steps of `detail_schedule` with their inputs and attention masks, made once per batch, not per step.
+
+    A row starts before the row above it ends, so its first slot is fed BOS in place of the last token
+    above, the only place that token would enter the model. So that later tokens still see it, the
+    step after that token is written feeds the row's first slot again with it: one more query in that
+    step, whose keys and values replace the BOS ones and whose logits are not sampled (the token there
+    is already drawn). Without this no token ever saw the grid's last column.
+    """
     c = model.config
     D, grid = c.detail_len, c.detail_grid
     schedule = detail_schedule(grid, window)
@@ -319,13 +327,17 @@ def window_plan(model: Generator, window: int) -> list[WindowStep]:
     slot_position = torch.arange(model.sequence_capacity()) - (c.text_len + c.coarse_len)  # <0: prompt/coarse
     prefix_slot = slot_position < 0
     slot_step = torch.where(prefix_slot, -1, step_of[slot_position.clamp(0, D - 1)])  # when each slot is written
+    row_starts = torch.arange(grid, D, grid)  # every row's first slot but the first row's
     plan = []
     for step, positions in enumerate(schedule):
-        where = torch.tensor(positions)
+        # row starts fed BOS (written no later than the token above them) whose token above was just written
+        refed = row_starts[(step_of[row_starts - 1] == step - 1) & (step_of[row_starts] <= step - 1)]
+        where = torch.cat([torch.tensor(positions), refed])
         before = (where - 1).clamp_min(0)
         allowed = prefix_slot | ((slot_position <= where[:, None]) & (slot_step <= step))  # (n, capacity)
         read_to = c.text_len + c.coarse_len + int(where.max()) + 1  # no later slot is allowed
-        plan.append(WindowStep(where, before, step_of[before] < step, allowed[:, :read_to]))
+        sampled = torch.arange(len(where)) < len(positions)
+        plan.append(WindowStep(where, before, step_of[before] < step, allowed[:, :read_to], sampled))
     return plan
 
 
@@ -350,15 +362,19 @@ def parallel_detail_phase(
     for index, step in enumerate(window_plan(model, config.detail_window)):
         if index > 0:
             previous = torch.where(step.input_known, detail[:, step.inputs], c.bos_id)
+            if detail_fixed is not None:  # an edit's fixed tokens are known before they are written
+                fixed_input = detail_fixed[:, step.inputs]
+                previous = torch.where(~step.input_known & (fixed_input >= 0), fixed_input, previous)
             rows = _guided_rows(previous, guidance)
-            logits = model.decode_slots(rows, step.positions, cache, step.allowed, guidance)
+            logits = model.decode_slots(rows, step.positions, cache, step.allowed, guidance)[:, step.sampled]
+        written = step.positions[step.sampled]
         tokens = _choose(logits, config, generators, config.detail_temperature)  # (B, n)
         if detail_fixed is not None:
-            fixed = detail_fixed[:, step.positions]
+            fixed = detail_fixed[:, written]
             tokens = torch.where(fixed >= 0, fixed, tokens)
-        detail[:, step.positions] = tokens
+        detail[:, written] = tokens
         if callback is not None:
-            for position in step.positions.tolist():
+            for position in written.tolist():
                 if (position + 1) % grid == 0:
                     callback("detail", (position + 1) // grid, grid, coarse_ids, detail)
     return detail

@@ -293,7 +293,7 @@ def test_parallel_row_decoding_takes_fewer_steps_and_sees_only_written_slots():
     original = model.decode_slots
     model.decode_slots = lambda *args: calls.append(args[1].numel()) or original(*args)
     _coarse, detail = sample_tokens(model, text, null, SamplerConfig(coarse_steps=4, detail_window=4), [1, 2])
-    assert len(calls) == 75 and sum(calls) == 255  # step 0 comes from the prefill
+    assert len(calls) == 75 and sum(calls) == 255 + 15  # step 0 comes from the prefill; 15 row starts fed again
     assert (detail >= 0).all() and (detail < CONFIG.detail_vocab).all()
     _alone_c, alone_d = sample_tokens(model, text[1:], null, SamplerConfig(coarse_steps=4, detail_window=4), [2])
     assert torch.equal(detail[1], alone_d[0])  # one seed, one image, whatever the batch
@@ -319,7 +319,11 @@ def test_a_parallel_step_attends_to_the_prefix_and_to_written_earlier_slots_only
     schedule = detail_schedule(c.detail_grid, 2)
     step_of = {p: s for s, step in enumerate(schedule) for p in step}
     plan = window_plan(model, 2)
-    assert [step.positions.tolist() for step in plan] == schedule
+    assert [step.positions[step.sampled].tolist() for step in plan] == schedule
+    # each row's first slot, fed BOS when it was written, is fed again the step after the token above it
+    refed = {p: index for index, step in enumerate(plan) for p in step.positions[~step.sampled].tolist()}
+    grid = c.detail_grid
+    assert refed == {r * grid: step_of[r * grid - 1] + 1 for r in range(1, grid)}
     for index, step in enumerate(plan):
         for row, position in enumerate(step.positions.tolist()):
             allowed = step.allowed[row]
@@ -328,3 +332,25 @@ def test_a_parallel_step_attends_to_the_prefix_and_to_written_earlier_slots_only
             expected = {p for p in range(position + 1) if step_of[p] <= index}
             assert seen == expected
             assert bool(step.input_known[row]) == (position > 0 and step_of[position - 1] < index)
+
+
+def test_every_detail_token_reaches_the_model_in_parallel_decoding():
+    """The last token of a row enters only as the input of the next row's first slot, which parallel rows
+    feed before that token exists; it must be fed again, or no later token ever sees the last column."""
+    model = _model()
+    text, _, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    fed: list[tuple[list[int], torch.Tensor]] = []
+    original = model.decode_slots
+
+    def recording(previous, positions, *args, **kwargs):
+        fed.append((positions.tolist(), previous[:2].clone()))
+        return original(previous, positions, *args, **kwargs)
+
+    model.decode_slots = recording
+    _, detail = sample_tokens(model, text, null, SamplerConfig(detail_window=2), [0, 1])
+    grid = model.config.detail_grid
+    for r in range(1, grid):
+        q = r * grid
+        inputs = [previous[:, positions.index(q)] for positions, previous in fed if q in positions]
+        assert any(torch.equal(given, detail[:, q - 1]) for given in inputs), f"token {q - 1} never fed"
