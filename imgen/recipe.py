@@ -86,10 +86,14 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
     if "sampler" not in record:
         raise NotAnImgenImage(f"{path}: not made by `imgen generate` (no sampler settings; a world render?)")
     model = record.get("model")
+    try:
+        sampler = sampler_from_metadata(record)
+    except (TypeError, ValueError) as error:
+        raise NotAnImgenImage(f"{path}: its recorded sampler settings cannot be used ({error})") from None
     return Recipe(
         prompt=record.get("prompt"),
         seed=int(record.get("seed", 0)),
-        sampler=sampler_from_metadata(record),
+        sampler=sampler,
         precision=record.get("precision", "fp32"),
         model=None if model in (None, "default") else str(model),
         model_sha256=record.get("model_sha256"),

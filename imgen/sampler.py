@@ -72,6 +72,24 @@ class SamplerConfig:
     detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
     detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
 
+    def __post_init__(self) -> None:
+        """Refuse settings no sampler can use (the command line checks them too; the API and recipes read
+        from PNGs come here): 0 coarse steps would hand the detail phase a grid of masks, top-p 0 or below
+        keeps no token."""
+        ranges = {
+            "coarse_steps": (1, None), "cfg": (0.0, None), "temperature": (0.0, None), "top_k": (0, None),
+            "mask_temperature": (0.0, None), "detail_window": (0, None), "detail_cfg": (0.0, None),
+            "detail_temperature": (0.0, None),
+        }  # fmt: skip
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and low <= value and (high is None or value <= high)):
+                raise ValueError(f"sampler setting {name} = {value!r} is out of range (at least {low})")
+        if not (isinstance(self.top_p, int | float) and 0.0 < self.top_p <= 1.0):
+            raise ValueError(f"sampler setting top_p = {self.top_p!r} must be above 0 and at most 1")
+        if self.mode not in SAMPLER_MODES:
+            raise ValueError(f"unknown sampler {self.mode!r}; choose {' or '.join(SAMPLER_MODES)}")
+
 
 SAMPLER_MODES = ("two-phase", "raster")
 
@@ -81,12 +99,10 @@ def with_options(base: SamplerConfig, **options: object) -> SamplerConfig:
 
     Why here: generate, eval and `--from-image` all start from some settings
     (the defaults or an image's recipe) and change only what was asked; an
-    unknown `mode` is a `ValueError` now, not a failure after the model loads.
+    unknown `mode` or a setting out of range is a `ValueError` now (`SamplerConfig` checks itself), not a
+    failure after the model loads.
     """
-    settings = replace(base, **{name: value for name, value in options.items() if value is not None})
-    if settings.mode not in SAMPLER_MODES:
-        raise ValueError(f"unknown sampler {settings.mode!r}; choose {' or '.join(SAMPLER_MODES)}")
-    return settings
+    return replace(base, **{name: value for name, value in options.items() if value is not None})
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what `torch.Generator.manual_seed` takes
@@ -440,8 +456,6 @@ def sample_tokens(
 
 def detail_phase_of(model: Generator, config: SamplerConfig) -> Callable[..., torch.Tensor]:
     """The detail phase `config` asks for: rows in parallel, or (raster baseline, window 0) one token per step."""
-    if config.mode not in ("two-phase", "raster"):
-        raise ValueError(f"unknown sampler mode {config.mode!r}; choose two-phase or raster")
     parallel = config.mode == "two-phase" and 0 < config.detail_window < model.config.detail_grid
     return parallel_detail_phase if parallel else detail_phase
 

@@ -117,6 +117,9 @@ class _Worker:
                 task()
             finally:
                 done.set()
+                # An idle worker must not keep its last task alive: the task holds the pipeline (the
+                # model's weights), the batch's images and any error with its traceback.
+                task = done = None
 
 
 _WORKERS: list[_Worker] = []

@@ -277,6 +277,25 @@ def test_a_request_takes_what_is_given_then_the_earlier_images_recipe_then_the_d
         request_from(None, prompt="a cat", mode="zigzag")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("coarse_steps", 0), ("top_p", 0.0), ("top_p", 1.5), ("temperature", -1.0), ("top_k", -1), ("cfg", "3")],
+)
+def test_sampler_settings_no_sampler_can_use_are_refused_by_name(setting: str, value):
+    with pytest.raises(ValueError, match=f"sampler setting {setting} = "):
+        SamplerConfig(**{setting: value})
+
+
+def test_a_png_whose_recorded_sampler_settings_cannot_be_used_is_named(tmp_path: Path):
+    from imgen.io import save_png
+    from imgen.recipe import NotAnImgenImage, recipe_from_image
+
+    record = {"prompt": "a cat", "seed": 0, "sampler": {"coarse_steps": 0}}
+    save_png(Image.new("RGB", (8, 8)), tmp_path / "odd.png", metadata=record)
+    with pytest.raises(NotAnImgenImage, match=r"odd\.png: its recorded sampler settings cannot be used"):
+        recipe_from_image(tmp_path / "odd.png")
+
+
 def test_the_automatic_batch_gives_each_thread_a_shard_and_one_image_runs_on_one_thread():
     assert [auto_batch_size(jobs, threads=2) for jobs in (1, 5, 8, 100)] == [1, 5, 8, 8]
     assert auto_batch_size(0, threads=2) == 1

@@ -83,6 +83,25 @@ def test_the_first_failing_shard_in_batch_order_is_raised_after_every_shard_has_
         torch.set_num_threads(previous)
 
 
+def test_idle_workers_do_not_keep_the_last_task_alive():
+    import gc
+    import weakref
+
+    class Weights:  # what a pipeline's model is to the workers: something big the task closes over
+        pass
+
+    weights = Weights()
+    alive = weakref.ref(weights)
+
+    def work(start: int, end: int, weights: Weights = weights) -> list[int]:
+        return list(range(start, end))
+
+    assert run_sharded(work, 4, workers=2) == [0, 1, 2, 3]
+    del weights, work
+    gc.collect()
+    assert alive() is None
+
+
 def test_a_shard_count_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         run_sharded(lambda start, end: [start], 4, workers=0)
