@@ -74,7 +74,7 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         """Refuse settings no sampler can use (the command line checks them too; the API and recipes read
-        from PNGs come here): 0 coarse steps would hand the detail phase a grid of masks, top-p 0 or below
+        from PNGs come here): 0 coarse steps would hand the detail phase a grid of masks, a negative top-p
         keeps no token."""
         ranges = {
             "coarse_steps": (1, None), "cfg": (0.0, None), "temperature": (0.0, None), "top_k": (0, None),
@@ -85,8 +85,8 @@ class SamplerConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and low <= value and (high is None or value <= high)):
                 raise ValueError(f"sampler setting {name} = {value!r} is out of range (at least {low})")
-        if not (isinstance(self.top_p, int | float) and 0.0 < self.top_p <= 1.0):
-            raise ValueError(f"sampler setting top_p = {self.top_p!r} must be above 0 and at most 1")
+        if not (isinstance(self.top_p, int | float) and 0.0 <= self.top_p <= 1.0):
+            raise ValueError(f"sampler setting top_p = {self.top_p!r} must be between 0 and 1")
         if self.mode not in SAMPLER_MODES:
             raise ValueError(f"unknown sampler {self.mode!r}; choose {' or '.join(SAMPLER_MODES)}")
 

@@ -279,7 +279,7 @@ def test_a_request_takes_what_is_given_then_the_earlier_images_recipe_then_the_d
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("coarse_steps", 0), ("top_p", 0.0), ("top_p", 1.5), ("temperature", -1.0), ("top_k", -1), ("cfg", "3")],
+    [("coarse_steps", 0), ("top_p", -0.1), ("top_p", 1.5), ("temperature", -1.0), ("top_k", -1), ("cfg", "3")],
 )
 def test_sampler_settings_no_sampler_can_use_are_refused_by_name(setting: str, value):
     with pytest.raises(ValueError, match=f"sampler setting {setting} = "):
