@@ -81,7 +81,8 @@ def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]
         config = GPTConfig.from_json(metadata["config"])
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: the config in the header is missing or invalid ({one_line(error)})") from None
-    model = Generator(config)
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; the caller's RNG is left alone
+        model = Generator(config)
     load_strict(model, tensors, path)
     try:
         prompts = PromptEncoder.from_json(metadata["text_tokenizer"], max_length=config.text_len)

@@ -147,7 +147,8 @@ def load_tokenizer(path: str | os.PathLike[str]) -> VQTokenizer:
         config = VQConfig.from_json(metadata.get("config", ""))
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: the config in the header is invalid ({one_line(error)})") from None
-    model = VQTokenizer(config)
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; the caller's RNG is left alone
+        model = VQTokenizer(config)
     load_strict(model, tensors, path)
     return model.eval()
 

@@ -81,3 +81,15 @@ def test_the_library_refuses_an_empty_prompt_anywhere_in_a_batch():
             pipe.generate(prompts, seed=0)
     with pytest.raises(ValueError, match="shards must be at least 1"):
         pipe.generate(["a cat"], shards=0)
+
+
+def test_loading_a_checkpoint_leaves_the_callers_random_state_alone(tiny_checkpoint: Path):
+    import torch
+
+    from imgen.api import load
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load(str(tiny_checkpoint), precision="fp32")
+    assert torch.equal(torch.rand(3), expected)
