@@ -21,7 +21,7 @@ from imgen.world.ground_truth import render_prompt
 from imgen.world.layout import layout
 from imgen.world.parser import parse
 from imgen.world.render import render
-from imgen.world.scene import Scene
+from imgen.world.scene import Item, Scene
 from imgen.world.spec import Relation
 from tests.system_deps import REQUIRE_SYSTEM_DEPS, needs
 
@@ -123,6 +123,15 @@ def test_judge_passes_ground_truth_and_fails_near_misses_on_the_quick_suite():
         assert row["ground_truth"] >= 0.97, (category, figures["ground_truth_failures"])
         assert row["mismatched"] <= 0.10, (category, figures["mismatches_passed"])
         assert row["mismatches_skipped"] == 0, category
+
+
+def test_a_broader_group_gets_the_object_in_the_place_it_asks_for():
+    spec = parse("a red star and a star in the top left")
+    items = (
+        Item(kind="star", cx=0.17, cy=0.17, size=0.3, color="red"),  # the larger one, in the top left
+        Item(kind="star", cx=0.6, cy=0.7, size=0.2, color="red"),
+    )
+    assert judge(render(Scene(items, "white", "flat")), spec).passed
 
 
 def test_a_count_off_by_one_fails_and_says_what_was_seen():

@@ -56,7 +56,8 @@ from imgen.world.spec import ObjectGroup, SceneSpec, TextBlock
 JUDGE_VERSION = "4"
 """1: text compared case-insensitively. 2: case must match wherever the font shows it (`ocr.normalise`).
 3: Cyrillic Й is a letter of its own, not И with an accent. 4: a named size is checked, and a prompt
-that names no style asks for flat drawing (outlined or pixelated objects no longer pass it)."""
+that names no style asks for flat drawing (outlined or pixelated objects no longer pass it); a broader group
+leaves an object to a later group that asks for it in its place."""
 
 BACKGROUND_TOLERANCE = 40.0
 """Median RGB distance per row between the picture's background and the asked one that still passes."""
@@ -214,7 +215,9 @@ def _object_checks(spec: SceneSpec, detections: list[Detection], size: int) -> t
     detection that only one group can explain counts for that group even
     beyond its number, so an extra red star fails "one red star" instead of
     vanishing; detections that a later, broader group could also explain are
-    shared out only up to the number asked.
+    shared out only up to the number asked, those in the place a later group
+    asks for last ("a red star and a star in the top left" leaves a red star
+    in the top left to the second group when there is another red star).
     """
     order = sorted(
         range(len(spec.groups)),
@@ -232,7 +235,11 @@ def _object_checks(spec: SceneSpec, detections: list[Detection], size: int) -> t
             return group.region is None or detections[k].region == group.region
 
         exclusive = [k for k in pool if not any(_matches(detections[k], other) for other in later)]
-        shared = sorted((k for k in pool if k not in exclusive), key=lambda k: not placed(k))
+
+        def wanted_later(k: int, later: list[ObjectGroup] = later) -> bool:  # a later group wants it where it is
+            return any(_matches(detections[k], g) and g.region == detections[k].region for g in later if g.region)
+
+        shared = sorted((k for k in pool if k not in exclusive), key=lambda k: (not placed(k), wanted_later(k)))
         mine = exclusive + shared[: max(0, group.count - len(exclusive))]
         mine.sort(key=lambda k: not placed(k))
         free = [k for k in free if k not in mine]
