@@ -23,8 +23,10 @@ in every active row and the 256 sequential steps become 15 w + 16 (w = 2: 46).
 A token then no longer sees the end of the row above (not written yet), only
 the w tokens above-right of it and everything earlier, which is most of what
 an image token depends on. The one input the model was trained to see and
-cannot have here, the last token of the previous row that a row's first slot
-takes as input, is replaced by BOS. Whether this costs quality is measured,
+cannot have in time, the last token of the previous row that a row's first
+slot takes as input, is replaced by BOS when that slot is written, and the
+slot is fed again with the real token as soon as it exists, so every later
+token sees it (`window_plan`). Whether this costs quality is measured,
 not assumed (`python -m benchmarks.detail_window`, `imgen eval --detail-window`):
 the default w = 2 (46 steps, against 76 at w = 4) costs the generator's own
 likelihood of its tokens a little more than w = 4; the README gives both figures.
