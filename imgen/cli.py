@@ -843,7 +843,14 @@ def train_generator_command(
     ] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
-    max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 200_000,
+    max_steps: Annotated[int, typer.Option(help="Length of the learning-rate schedule.")] = 200_000,
+    schedule: Annotated[
+        str, typer.Option(help="cosine, or wsd: the peak held, then a linear decay over --decay-steps.")
+    ] = "cosine",
+    decay_steps: Annotated[int, typer.Option(min=0, help="With --schedule wsd: steps of the final decay.")] = 0,
+    ema: Annotated[
+        float, typer.Option(min=0.0, max=0.99999, help="Save an average of the weights (e.g. 0.999); 0: the weights.")
+    ] = 0.0,
     sample_minutes: Annotated[float, typer.Option(help="Save a grid of samples every this many minutes.")] = 10.0,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
@@ -861,6 +868,8 @@ def train_generator_command(
       imgen train generator --data my_icons/ --init default --out runs/icons --max-minutes 30
 
       imgen train generator --init default --layers 10 --out runs/deeper --max-minutes 90
+
+      imgen train generator --init default --out runs/long --schedule wsd --ema 0.999 --max-minutes 100
 
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """

@@ -122,6 +122,21 @@ class MetricsLog:
             return [json.loads(line) for line in stream if line.strip()]
 
 
+def wsd_lr(step: int, total: int, warmup: int, decay: int, base: float, min_ratio: float = 0.1) -> float:
+    """Warm-up, then `base` held, then a linear decay to `min_ratio * base` over the last `decay` steps of `total`.
+
+    Why: a run trained in legs, each restarting a cosine from the peak, climbs back out of what the previous
+    leg's decay reached; held at its peak, one run keeps every leg's progress, and its weight average (EMA)
+    or a short decay at the end gives the annealed checkpoint. `decay` 0 holds the peak to the end.
+    """
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    start = total - decay
+    if decay <= 0 or step < start:
+        return base
+    return base * (1 - (1 - min_ratio) * min(1.0, (step - start) / decay))
+
+
 def cosine_lr(step: int, total: int, warmup: int, base: float, min_ratio: float = 0.1) -> float:
     """Linear warm-up over `warmup` steps, then cosine from `base` down to `min_ratio * base` at `total`."""
     if warmup > 0 and step < warmup:
@@ -209,7 +224,7 @@ RESUME_FREE_OPTIONS = frozenset(
      "ckpt_every_minutes", "out_dir"}
 )  # fmt: skip
 # Options that reshape the learning-rate schedule from the resumed step on: allowed (to lengthen a run), reported.
-RESUME_SCHEDULE_OPTIONS = frozenset({"max_steps", "lr", "warmup_steps"})
+RESUME_SCHEDULE_OPTIONS = frozenset({"max_steps", "lr", "warmup_steps", "schedule", "decay_steps", "ema"})
 
 
 def resume_changes(saved_json: str | None, config: Any, where: str | os.PathLike[str]) -> dict[str, list]:

@@ -323,3 +323,59 @@ def test_ctrl_c_during_imgen_train_saves_and_exits_130_in_one_line(tmp_path: Pat
     assert process.returncode == 130, stderr.decode()
     assert "Traceback" not in stderr.decode() and lines[-1].startswith("imgen: interrupted at step ")
     assert (tmp_path / "run" / "state.safetensors").is_file()
+
+
+def test_a_world_caption_the_prompt_cannot_hold_trains_as_the_empty_prompt():
+    from imgen.generator_train import prompt_rows
+    from imgen.text import PromptEncoder, train_text_tokenizer
+
+    captions = ["a red circle", "a blue square in the top left and a green star at the bottom on a black background"]
+    prompts = PromptEncoder(train_text_tokenizer(captions), max_length=8)
+    null = torch.tensor(prompts.encode(""))
+    assert prompts.ignored_tail(captions[1]) and not prompts.ignored_tail(captions[0])
+    kept = prompt_rows(prompts, captions, torch.tensor([False, False]), null, world=True)
+    assert torch.equal(kept[0], torch.tensor(prompts.encode(captions[0]))) and torch.equal(kept[1], null)
+    dropped = prompt_rows(prompts, captions, torch.tensor([True, False]), null, world=False)
+    assert torch.equal(dropped[0], null) and torch.equal(dropped[1], torch.tensor(prompts.encode(captions[1])))
+
+
+def test_the_wsd_schedule_warms_up_holds_its_peak_and_decays_at_the_end():
+    config = GeneratorTrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, schedule="wsd", decay_steps=20)
+    lrs = [config.learning_rate(step) for step in range(101)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(lr == pytest.approx(1e-3) for lr in lrs[10:81])
+    assert lrs[90] == pytest.approx(1e-3 * (1 - 0.9 * 0.5)) and lrs[100] == pytest.approx(1e-4)
+    held = GeneratorTrainConfig(lr=1e-3, warmup_steps=0, max_steps=100, schedule="wsd")
+    assert held.learning_rate(99) == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match="schedule"):
+        GeneratorTrainConfig(schedule="linear")
+
+
+def test_the_weight_average_moves_by_one_minus_its_decay_each_step():
+    from imgen.weight_average import WeightAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    average = WeightAverage(model, decay=0.75)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update()
+    average.update()
+    assert torch.allclose(average.model.weight, torch.full((1, 2), 1 - 0.75**2))
+    assert torch.equal(model.weight, torch.ones(1, 2))  # the model itself is untouched
+
+
+def test_with_ema_the_checkpoint_holds_the_average_and_a_resume_goes_on_from_it(tmp_path: Path, tiny_checkpoint: Path):
+    from imgen.checkpoints import load_checkpoint, read_header
+
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "avg"), max_steps=3, ema=0.5, schedule="wsd")
+    train_generator(config)
+    checkpoint = tmp_path / "avg" / "checkpoint" / GENERATOR_FILE
+    header = read_header(checkpoint)
+    assert header["weights"] == "average" and header["ema"] == "0.5"
+    averaged, _ = load_checkpoint(checkpoint)
+    state, _ = load_checkpoint(tmp_path / "avg" / "state.safetensors")
+    name = next(k for k in averaged if k.endswith("weight") and averaged[k].dim() == 2)
+    assert not torch.equal(averaged[name], state[f"model.{name}"])  # the average, not the last weights
+    train_generator(dataclasses.replace(config, max_steps=5))
+    assert read_header(checkpoint)["step"] == "5" and sorted(losses(tmp_path / "avg")) == [1, 2, 3, 4, 5]
