@@ -398,6 +398,9 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     budget = TimeBudget(config.max_minutes)
     last_save = last_sample = time.monotonic()
     window_start, window_samples = time.monotonic(), 0
+    # Losses and gradient norms are logged as averages over the steps since the last record: one step's
+    # loss varies by about 0.2, which hides the trends of a few hundredths that tell one recipe from another.
+    window = {"coarse": 0.0, "n_coarse": 0, "detail": 0.0, "n_detail": 0, "grad": 0.0, "grad_max": 0.0, "steps": 0}
 
     def save() -> None:
         if not rank.is_main:
@@ -444,16 +447,23 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
             optimizer.step()
             if average is not None:
                 average.update()
             step += 1
             position += config.batch_size
             window_samples += config.batch_size
+            window["coarse"] += float(coarse_sum.detach())
+            window["detail"] += float(detail_sum.detach())
+            window["n_coarse"] += n_coarse
+            window["n_detail"] += n_detail
+            window["grad"] += grad_norm
+            window["grad_max"] = max(window["grad_max"], grad_norm)
+            window["steps"] += 1
             if step % config.log_every == 0:
-                sums = all_sum(torch.stack([coarse_sum.detach(), detail_sum.detach()]).cpu(), rank)
-                coarse_loss, detail_loss = sums[0].item() / n_coarse, sums[1].item() / n_detail
+                sums = all_sum(torch.tensor([window["coarse"], window["detail"]], dtype=torch.float64), rank)
+                coarse_loss, detail_loss = sums[0].item() / window["n_coarse"], sums[1].item() / window["n_detail"]
                 now = time.monotonic()
                 report(
                     {
@@ -463,11 +473,14 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
                         "coarse_loss": round(coarse_loss, 6),
                         "detail_loss": round(detail_loss, 6),
                         "lr": lr,
+                        "grad_norm": round(window["grad"] / window["steps"], 4),
+                        "grad_norm_max": round(window["grad_max"], 4),
                         "samples_per_s": round(window_samples / max(now - window_start, 1e-9), 2),
                         "minutes": round(budget.elapsed_minutes(), 2),
                     }
                 )
                 window_start, window_samples = now, 0
+                window = dict.fromkeys(window, 0.0) | {"n_coarse": 0, "n_detail": 0, "steps": 0}
             if time.monotonic() - last_save > config.checkpoint_minutes * 60:
                 save()
                 last_save = time.monotonic()
