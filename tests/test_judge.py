@@ -182,14 +182,6 @@ def test_the_wrong_style_or_background_fails():
     assert "background" in [c.name for c in judge(day, night.spec).failures]
 
 
-def test_a_prompt_without_a_style_word_asks_for_flat_drawing():
-    rendered = render_prompt("a large red triangle and a dog", seed=0)
-    assert rendered.spec.style == "flat" and judge(rendered.image, rendered.spec).passed
-    for style in ("outline", "pixel"):
-        styled = render(Scene(rendered.scene.items, rendered.scene.background, style))
-        assert "style flat" in [c.name for c in judge(styled, rendered.spec).failures], style
-
-
 def test_a_named_size_is_checked_and_sizes_meet_halfway_between_their_bands():
     assert [size_name(side) for side in (0.10, 0.17, 0.19, 0.27, 0.29, 0.5)] == [
         "small", "small", "medium", "medium", "large", "large",
