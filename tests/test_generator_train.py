@@ -156,8 +156,12 @@ def test_two_torchrun_processes_follow_the_loss_curve_of_one(tmp_path: Path, tin
     assert two.returncode == 0, two.stderr
     curve_one, curve_two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert sorted(curve_one) == sorted(curve_two) == list(range(1, 21))
+    # Before any update the two differ only by rounding; bf16 matrix products round a batch of 2 and one of 4
+    # differently, and 19 updates carry that on (1.1e-4 by step 20). A wrong split of the batch or of the loss
+    # over processes would differ by far more.
+    assert curve_two[1] == pytest.approx(curve_one[1], rel=1e-4)
     for step in curve_one:
-        assert curve_two[step] == pytest.approx(curve_one[step], rel=1e-4), step
+        assert curve_two[step] == pytest.approx(curve_one[step], rel=5e-4), step
     assert curve_one[20] < curve_one[1]  # and it does learn
     started = next(json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines())
     assert started["processes"] == 2
