@@ -398,9 +398,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     budget = TimeBudget(config.max_minutes)
     last_save = last_sample = time.monotonic()
     window_start, window_samples = time.monotonic(), 0
-    # Losses and gradient norms are logged as averages over the steps since the last record: one step's
-    # loss varies by about 0.2, which hides the trends of a few hundredths that tell one recipe from another.
-    window = {"coarse": 0.0, "n_coarse": 0, "detail": 0.0, "n_detail": 0, "grad": 0.0, "grad_max": 0.0, "steps": 0}
+    window = LogWindow(rank.device)
 
     def save() -> None:
         if not rank.is_main:
@@ -447,40 +445,27 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             if average is not None:
                 average.update()
             step += 1
             position += config.batch_size
             window_samples += config.batch_size
-            window["coarse"] += float(coarse_sum.detach())
-            window["detail"] += float(detail_sum.detach())
-            window["n_coarse"] += n_coarse
-            window["n_detail"] += n_detail
-            window["grad"] += grad_norm
-            window["grad_max"] = max(window["grad_max"], grad_norm)
-            window["steps"] += 1
+            window.add(coarse_sum, detail_sum, grad_norm, n_coarse, n_detail)
             if step % config.log_every == 0:
-                sums = all_sum(torch.tensor([window["coarse"], window["detail"]], dtype=torch.float64), rank)
-                coarse_loss, detail_loss = sums[0].item() / window["n_coarse"], sums[1].item() / window["n_detail"]
                 now = time.monotonic()
                 report(
                     {
                         "step": step,
                         "samples": position,
-                        "loss": round(coarse_loss + detail_loss, 6),
-                        "coarse_loss": round(coarse_loss, 6),
-                        "detail_loss": round(detail_loss, 6),
+                        **window.take(rank),
                         "lr": lr,
-                        "grad_norm": round(window["grad"] / window["steps"], 4),
-                        "grad_norm_max": round(window["grad_max"], 4),
                         "samples_per_s": round(window_samples / max(now - window_start, 1e-9), 2),
                         "minutes": round(budget.elapsed_minutes(), 2),
                     }
                 )
                 window_start, window_samples = now, 0
-                window = dict.fromkeys(window, 0.0) | {"n_coarse": 0, "n_detail": 0, "steps": 0}
             if time.monotonic() - last_save > config.checkpoint_minutes * 60:
                 save()
                 last_save = time.monotonic()
@@ -493,6 +478,46 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         if stop.requested:
             raise TrainingInterrupted(step, out)
     return final
+
+
+class LogWindow:
+    """Losses and gradient norms of the steps since the last metrics record, logged as their averages.
+
+    Why averages: one step's loss varies by about 0.2, which hides the trends of a few hundredths that
+    tell one recipe from another. The sums stay tensors on the training device, so a step never waits
+    for an accelerator to hand back a number; only a record does.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = torch.zeros(3, device=self.device)  # coarse loss, detail loss, gradient norm
+        self.grad_max = torch.zeros((), device=self.device)
+        self.n_coarse = self.n_detail = self.steps = 0
+
+    def add(
+        self, coarse_sum: torch.Tensor, detail_sum: torch.Tensor, grad_norm: torch.Tensor, n_coarse: int, n_detail: int
+    ) -> None:
+        grad_norm = grad_norm.detach().float()
+        self.sums += torch.stack([coarse_sum.detach().float(), detail_sum.detach().float(), grad_norm])
+        self.grad_max = torch.maximum(self.grad_max, grad_norm)
+        self.n_coarse, self.n_detail, self.steps = self.n_coarse + n_coarse, self.n_detail + n_detail, self.steps + 1
+
+    def take(self, rank: Rank) -> dict[str, float]:
+        """The window's averages (losses summed over all processes) as metrics fields; the window starts anew."""
+        losses = all_sum(self.sums[:2].cpu(), rank)  # each process holds its share of the global batch
+        coarse, detail = losses[0].item() / self.n_coarse, losses[1].item() / self.n_detail
+        fields = {
+            "loss": round(coarse + detail, 6),
+            "coarse_loss": round(coarse, 6),
+            "detail_loss": round(detail, 6),
+            "grad_norm": round(self.sums[2].item() / self.steps, 4),
+            "grad_norm_max": round(self.grad_max.item(), 4),
+        }
+        self._reset()
+        return fields
 
 
 def prompt_rows(
