@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.common import write_result
 from imgen.api import Pipeline, load
-from imgen.sampler import SamplerConfig, _prefilled, prompt_cache, window_plan
+from imgen.sampler import SamplerConfig, _prefilled, coarse_logits, prompt_cache, window_plan
 
 PROMPTS = (
     "three red stars above a blue square",
@@ -42,14 +42,14 @@ def step_logits(pipe: Pipeline, coarse: torch.Tensor, detail: torch.Tensor) -> d
     cache = prompt_cache(model, text, null)
     grid = torch.full_like(coarse, model.config.mask_id)
     grid[:, ::2] = coarse[:, ::2]
-    coarse_logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg).float().flatten(0, 1)
+    coarse_out = coarse_logits(model, grid, cache, config.cfg).float().flatten(0, 1)
     detail_cache, first, _ = _prefilled(model, text, null, coarse, cache, config.detail_cfg)
     steps = [first.float()[:, None]]
     for step in window_plan(model, config.detail_window)[1:]:
         previous = torch.where(step.input_known, detail[:, step.inputs], model.config.bos_id)
         logits = model.decode_slots(previous, step.positions, detail_cache, step.allowed)
         steps.append(logits[:, step.sampled].float())
-    return {"coarse": coarse_logits, "detail": torch.cat(steps, 1).flatten(0, 1)}
+    return {"coarse": coarse_out, "detail": torch.cat(steps, 1).flatten(0, 1)}
 
 
 def main() -> None:

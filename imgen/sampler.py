@@ -180,6 +180,18 @@ def prompt_cache(model: Generator, text_ids: torch.Tensor, null_ids: torch.Tenso
     return cache
 
 
+def coarse_logits(model: Generator, grid: torch.Tensor, cache: KVCache, cfg: float) -> torch.Tensor:
+    """One coarse step's logits (B, C, V) for the grid (B, C) over a prompt cache of 2B rows, guided by `cfg`.
+
+    Why a cfg of 1 is special: it takes the prompt's logits alone, so running
+    the empty-prompt half of the batch would only be thrown away; the prompt
+    rows of the cache see the grid by themselves (as `_prefilled` does for the detail phase).
+    """
+    if cfg == 1.0:
+        return model.coarse_step(grid, cache.first_rows(grid.shape[0]), None)
+    return model.coarse_step(torch.cat([grid, grid]), cache, cfg)
+
+
 def coarse_schedule(step: int, steps: int, total: int) -> int:
     """How many cells stay masked after `step` (0-based) of `steps`: cosine, reaching 0."""
     return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
@@ -207,7 +219,7 @@ def coarse_phase(
         masked = grid == mask_id  # (B, C)
         if not masked.any():
             break
-        logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)  # (B, C, V), guided
+        logits = coarse_logits(model, grid, cache, config.cfg)  # (B, C, V)
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
         drawn, gumbel = _coarse_draws(probs, masked.any(-1), generators)  # (B, C) each
@@ -427,7 +439,7 @@ def raster_coarse(
         grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     for cell in range(C):
-        logits = model.coarse_step(torch.cat([grid, grid]), cache, config.cfg)[:, cell]  # (B, V), guided
+        logits = coarse_logits(model, grid, cache, config.cfg)[:, cell]  # (B, V)
         drawn = _choose(logits, config, generators, config.temperature)
         grid[:, cell] = drawn if coarse_fixed is None else torch.where(coarse_fixed[:, cell] >= 0, grid[:, cell], drawn)
     return grid

@@ -7,6 +7,7 @@ import torch
 from imgen.model import Generator, GPTConfig, KVCache
 from imgen.sampler import (
     SamplerConfig,
+    coarse_logits,
     coarse_schedule,
     filter_logits,
     guide,
@@ -249,6 +250,25 @@ def test_the_unguided_detail_prefill_is_the_prompt_half_of_the_guided_one():
         halved = prompt_cache(model, text, null).first_rows(2)
         alone = model.prefill_detail(coarse, halved, None)
     assert torch.allclose(alone, guided_at_1, atol=1e-5)
+
+
+def test_unguided_coarse_steps_run_the_prompt_rows_alone_and_match_the_guided_ones_at_1(monkeypatch):
+    model = _model()
+    text, coarse, _ = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    grid = torch.where(torch.arange(64) % 3 == 0, coarse, CONFIG.mask_id)
+    with torch.inference_mode():
+        guided_at_1 = model.coarse_step(torch.cat([grid, grid]), prompt_cache(model, text, null), 1.0)
+        alone = coarse_logits(model, grid, prompt_cache(model, text, null), 1.0)
+    torch.testing.assert_close(alone, guided_at_1, atol=1e-5, rtol=1e-5)
+    rows_seen = []
+    step = model.coarse_step
+    monkeypatch.setattr(model, "coarse_step", lambda grid, *args: rows_seen.append(len(grid)) or step(grid, *args))
+    for mode in ("two-phase", "raster"):
+        sample_tokens(model, text, null, SamplerConfig(cfg=1.0, mode=mode, coarse_steps=4), [4, 5])
+    assert rows_seen and set(rows_seen) == {2}
+    sample_tokens(model, text, null, SamplerConfig(cfg=3.0, coarse_steps=4), [4, 5])
+    assert rows_seen[-1] == 4
 
 
 def test_raster_baseline_fills_every_cell():
