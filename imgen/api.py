@@ -59,6 +59,7 @@ def save_generator(model: Generator, prompts: PromptEncoder, path: Path, extra: 
 
 
 GENERATOR_FORMAT_VERSION = "1"
+UNDRAWN_GREY = 0.5  # how coarse previews paint cells the sampler has not drawn yet (on the [0, 1] scale)
 
 
 def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]]:
@@ -137,11 +138,20 @@ class Pipeline:
 
     @torch.no_grad()
     def decode(self, coarse: torch.Tensor, detail: torch.Tensor | None) -> list[Image.Image]:
-        """Token grids -> PIL images (detail None gives the coarse preview)."""
+        """Token grids -> PIL images (detail None gives the coarse preview).
+
+        Coarse cells not drawn yet (the mask id, in previews of the coarse
+        phase) are decoded as code 0 and then painted `UNDRAWN_GREY`, so a
+        preview shows which cells are still open instead of inventing them.
+        """
         g = self.generator.config
-        c = coarse.clamp(0, g.coarse_vocab - 1).view(-1, g.coarse_grid, g.coarse_grid)
+        undrawn = (coarse >= g.coarse_vocab).view(-1, 1, g.coarse_grid, g.coarse_grid)
+        c = torch.where(coarse < g.coarse_vocab, coarse, 0).clamp_min(0).view(-1, g.coarse_grid, g.coarse_grid)
         d = None if detail is None else detail.clamp(0, g.detail_vocab - 1).view(-1, g.detail_grid, g.detail_grid)
         pixels = self.tokenizer.decode(c, d)  # (B, 3, H, W) in [0, 1]
+        if undrawn.any():
+            cover = torch.nn.functional.interpolate(undrawn.float(), size=pixels.shape[-2:], mode="nearest") > 0
+            pixels = torch.where(cover, torch.tensor(UNDRAWN_GREY, dtype=pixels.dtype), pixels)
         array = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return [Image.fromarray(a) for a in array]
 

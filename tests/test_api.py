@@ -93,3 +93,23 @@ def test_loading_a_checkpoint_leaves_the_callers_random_state_alone(tiny_checkpo
     torch.manual_seed(0)
     load(str(tiny_checkpoint), precision="fp32")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_coarse_previews_paint_undrawn_cells_grey_and_leave_drawn_ones_as_decoded():
+    import numpy
+    import torch
+
+    from imgen.api import UNDRAWN_GREY
+
+    pipe = tiny_pipeline(["a cat"], text_len=8)
+    g = pipe.generator.config
+    coarse = torch.randint(0, g.coarse_vocab, (1, g.coarse_len), generator=torch.Generator().manual_seed(0))
+    partial = coarse.clone()
+    partial[0, 0] = g.mask_id  # the top-left cell is still open
+    full, preview = pipe.decode(coarse, None)[0], pipe.decode(partial, None)[0]
+    cell = full.width // g.coarse_grid
+    grey = round(UNDRAWN_GREY * 255)
+    before, after = numpy.asarray(full), numpy.asarray(preview)
+    assert (after[:cell, :cell] == grey).all() and not (before[:cell, :cell] == grey).all()
+    half = full.width // 2  # beyond the decoder's reach of cell 0
+    assert numpy.array_equal(after[half:, half:], before[half:, half:])
