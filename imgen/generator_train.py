@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
 from imgen.checkpoints import load_tokenizer, read_header
 from imgen.distributed import Rank, all_sum, any_rank, joined
-from imgen.growth import deepen
+from imgen.growth import add_prompt_words, deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.train_config import ConfigError, check_limits
@@ -362,6 +362,10 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         if config.layers:
             model = deepen(model, config.layers)
             report({"event": "grown", "layers": config.layers})
+        new_words = prompts.missing_words(captions if captions is not None else world_captions(config))
+        if new_words:  # words the training captions use and the checkpoint read as <unk>
+            model, prompts = add_prompt_words(model, prompts, new_words)
+            report({"event": "words added", "words": new_words})
     else:
         vocabulary = captions if captions is not None else world_captions(config)
         model, prompts = initial_model(config, tokenizer.config, vocabulary)

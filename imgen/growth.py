@@ -1,4 +1,4 @@
-"""Grow a trained generator deeper without changing what it computes.
+"""Grow a trained generator deeper, or its prompt vocabulary wider, without changing what it computes.
 
 Why: a checkpoint trained for many CPU-hours holds what a larger model would
 have to learn again from scratch. Inserting transformer blocks whose residual
@@ -10,6 +10,10 @@ follow as soon as those projections move away from zero.
 
 The new blocks are spread between the old ones rather than stacked at the end,
 so every stage of the network gains depth.
+
+New prompt words (`add_prompt_words`) start with the embedding of `<unk>`,
+which is how the checkpoint read them until then: every prompt gives the same
+logits as before, and training then tells the new words apart.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import replace
 import torch
 
 from imgen.model import Block, Generator
+from imgen.text import PromptEncoder
 
 
 def old_block_positions(old_layers: int, new_layers: int) -> list[int]:
@@ -52,3 +57,21 @@ def deepen(model: Generator, layers: int) -> Generator:
         else:
             identity_block(block)
     return grown.train(model.training)
+
+
+def add_prompt_words(
+    model: Generator, prompts: PromptEncoder, words: list[str]
+) -> tuple[Generator, PromptEncoder]:
+    """`model` and `prompts` with `words` in the vocabulary, each embedded as `<unk>` was (outputs unchanged)."""
+    if model.config.text_vocab != prompts.vocab_size:
+        raise ValueError(f"the generator embeds {model.config.text_vocab} prompt ids, its vocabulary has {prompts.vocab_size}")
+    wider = prompts.with_words(words)
+    if wider.vocab_size == prompts.vocab_size:
+        return model, prompts
+    grown = Generator(replace(model.config, text_vocab=wider.vocab_size))
+    state = model.state_dict()
+    old_rows = state["text_embed.weight"]
+    new_rows = old_rows[prompts.unk_id].expand(wider.vocab_size - old_rows.shape[0], -1)
+    state["text_embed.weight"] = torch.cat([old_rows, new_rows])
+    grown.load_state_dict(state)
+    return grown.train(model.training), wider

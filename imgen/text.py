@@ -12,6 +12,7 @@ library's, and the whole tokenizer travels inside a checkpoint as JSON.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -117,6 +118,33 @@ class PromptEncoder:
             if self.tokenizer.token_to_id(piece) is None and piece not in seen:
                 seen.append(piece)
         return seen
+
+    def missing_words(self, captions: Iterable[str]) -> list[str]:
+        """Words (outside quotes) of `captions` the vocabulary lacks, in order of first use, without repeats."""
+        missing: dict[str, None] = {}
+        for text in captions:
+            for piece in pre_tokenize(text):
+                if piece.startswith(CHAR_PREFIX) or piece in (QUOTE_OPEN, QUOTE_CLOSE):
+                    continue
+                if self.tokenizer.token_to_id(piece) is None:
+                    missing[piece] = None
+        return list(missing)
+
+    def with_words(self, words: Iterable[str]) -> PromptEncoder:
+        """This encoder with `words` added at new ids after the last one; every id it had stays the same.
+
+        Why: a checkpoint fine-tuned on captions with words its vocabulary
+        never held would read them as `<unk>` for good; `imgen.growth.add_prompt_words`
+        gives the generator the matching embedding rows.
+        """
+        state = json.loads(self.tokenizer.to_str())
+        vocabulary: dict[str, int] = state["model"]["vocab"]
+        next_id = self.vocab_size
+        for word in words:
+            if word not in vocabulary:
+                vocabulary[word] = next_id
+                next_id += 1
+        return PromptEncoder(Tokenizer.from_str(json.dumps(state)), max_length=self.max_length)
 
     def to_json(self) -> str:
         return self.tokenizer.to_str()

@@ -281,8 +281,14 @@ def test_a_checkpoint_grown_deeper_starts_from_its_own_loss_and_saves_the_new_de
 
     # The first loss is computed before any update: growing must not have changed it.
     assert losses(tmp_path / "deeper")[1] == pytest.approx(losses(tmp_path / "same")[1], rel=1e-6)
-    grown, _, _ = load_generator(tmp_path / "deeper" / "checkpoint" / GENERATOR_FILE)
+    grown, prompts, _ = load_generator(tmp_path / "deeper" / "checkpoint" / GENERATOR_FILE)
     assert grown.config.n_layers == layers
+    # The tiny checkpoint learnt its words from 200 captions; those of this run's corpus it lacked are added.
+    events = [json.loads(line) for line in (tmp_path / "deeper" / "metrics.jsonl").read_text().splitlines()]
+    added = next(e["words"] for e in events if e.get("event") == "words added")
+    _, old_prompts, _ = load_generator(tiny_checkpoint / GENERATOR_FILE)
+    assert added and old_prompts.missing_words(added) == added and prompts.missing_words(added) == []
+    assert grown.config.text_vocab == prompts.vocab_size == old_prompts.vocab_size + len(added)
 
     tokenizer = str(tiny_checkpoint / "tokenizer.safetensors")
     refused = run("train", "generator", "--tokenizer", tokenizer, "--layers", "4", "--out", "x", cwd=tmp_path)

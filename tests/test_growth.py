@@ -1,12 +1,15 @@
-"""Growing a trained generator deeper: same outputs, more blocks, and the new blocks learn."""
+"""Growing a trained generator deeper or its prompt vocabulary wider: same outputs, and the new parts learn."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 
-from imgen.growth import deepen, old_block_positions
+from imgen.growth import add_prompt_words, deepen, old_block_positions
 from imgen.model import Generator, GPTConfig
+from imgen.text import PromptEncoder, train_text_tokenizer
 
 CONFIG = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40, text_len=6, d_model=32, n_layers=3, n_heads=4)
 
@@ -66,3 +69,38 @@ def test_the_new_blocks_get_gradients_and_start_to_change_the_output():
 def test_growing_to_fewer_layers_is_refused():
     with pytest.raises(ValueError, match="at least 3"):
         deepen(_trained_looking_model(), 2)
+
+
+def _prompt_encoder() -> PromptEncoder:
+    return PromptEncoder(train_text_tokenizer(["two red stars", "a blue circle"]), max_length=CONFIG.text_len)
+
+
+def test_new_prompt_words_get_new_ids_and_every_old_id_stays():
+    prompts = _prompt_encoder()
+    assert prompts.missing_words(['eleven red stars', 'a "ZOO" sign', "eleven kites"]) == ["eleven", "sign", "kites"]
+    wider = prompts.with_words(["eleven", "kites", "red"])
+    assert wider.vocab_size == prompts.vocab_size + 2
+    assert wider.encode("two red stars") == prompts.encode("two red stars")
+    assert wider.encode('a "ZOO"') == prompts.encode('a "ZOO"')
+    eleven = wider.encode("eleven")[0]
+    assert eleven >= prompts.vocab_size and eleven != wider.unk_id and wider.missing_words(["eleven kites"]) == []
+
+
+def test_a_generator_given_new_words_reads_them_as_it_read_unk_until_it_trains():
+    prompts = _prompt_encoder()
+    model = Generator(dataclasses.replace(CONFIG, text_vocab=prompts.vocab_size)).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    grown, wider = add_prompt_words(model, prompts, ["eleven", "kites"])
+    assert grown.config.text_vocab == wider.vocab_size == prompts.vocab_size + 2
+    _, masked, coarse, detail = _inputs()
+    before = torch.tensor([prompts.encode("eleven red kites")] * 2)
+    after = torch.tensor([wider.encode("eleven red kites")] * 2)
+    assert not torch.equal(before, after)
+    with torch.no_grad():
+        for old, new in zip(model(before, masked, coarse, detail), grown(after, masked, coarse, detail), strict=True):
+            assert torch.equal(old, new)
+    assert add_prompt_words(grown, wider, ["eleven"]) == (grown, wider)  # nothing new: unchanged
+    with pytest.raises(ValueError, match="prompt ids"):
+        add_prompt_words(model, wider, ["twelve"])

@@ -127,6 +127,12 @@ def test_counts_up_to_twenty_are_placed_without_overlap():
                 assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
 
 
+def test_training_scenes_ask_for_every_count_from_one_to_twenty():
+    rng = random.Random(0)
+    counts = {group.count for _ in range(3000) for group in random_spec(rng, "train").groups}
+    assert counts == set(range(1, vocab.MAX_COUNT + 1))
+
+
 def test_twenty_objects_in_one_region_still_fit():
     spec = SceneSpec(groups=(ObjectGroup("star", 20, "yellow", region="top left"),))
     scene = layout(spec, random.Random(0))

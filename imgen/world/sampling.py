@@ -62,7 +62,7 @@ def _draw(rng: random.Random) -> SceneSpec:
         regions = rng.sample(vocab.REGIONS, 2)
         groups += [_group(rng, bg, count=1, region=r, size_p=0.3) for r in regions]
     elif kind == "count":
-        count = rng.choice((2, 2, 3, 3, 4, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20))
+        count = rng.choice((2, 2, 3, 3, 4, 4, 5, 6, 7, 8, 9, 10, *range(11, vocab.MAX_COUNT + 1)))
         groups.append(_group(rng, bg, count=count, region_p=0.3 if count <= 6 else 0.0, size_p=0.0))
     elif kind == "many":
         n_groups = rng.randint(3, 9)
