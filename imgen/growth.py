@@ -59,12 +59,11 @@ def deepen(model: Generator, layers: int) -> Generator:
     return grown.train(model.training)
 
 
-def add_prompt_words(
-    model: Generator, prompts: PromptEncoder, words: list[str]
-) -> tuple[Generator, PromptEncoder]:
+def add_prompt_words(model: Generator, prompts: PromptEncoder, words: list[str]) -> tuple[Generator, PromptEncoder]:
     """`model` and `prompts` with `words` in the vocabulary, each embedded as `<unk>` was (outputs unchanged)."""
     if model.config.text_vocab != prompts.vocab_size:
-        raise ValueError(f"the generator embeds {model.config.text_vocab} prompt ids, its vocabulary has {prompts.vocab_size}")
+        embedded, known = model.config.text_vocab, prompts.vocab_size
+        raise ValueError(f"the generator embeds {embedded} prompt ids, its vocabulary has {known}")
     wider = prompts.with_words(words)
     if wider.vocab_size == prompts.vocab_size:
         return model, prompts

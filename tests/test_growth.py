@@ -77,7 +77,7 @@ def _prompt_encoder() -> PromptEncoder:
 
 def test_new_prompt_words_get_new_ids_and_every_old_id_stays():
     prompts = _prompt_encoder()
-    assert prompts.missing_words(['eleven red stars', 'a "ZOO" sign', "eleven kites"]) == ["eleven", "sign", "kites"]
+    assert prompts.missing_words(["eleven red stars", 'a "ZOO" sign', "eleven kites"]) == ["eleven", "sign", "kites"]
     wider = prompts.with_words(["eleven", "kites", "red"])
     assert wider.vocab_size == prompts.vocab_size + 2
     assert wider.encode("two red stars") == prompts.encode("two red stars")
