@@ -8,7 +8,10 @@ file with its Hub `repo_id`, the 40-hex commit `revision` it was published at,
 `filename`, `size`, `sha256` and `license`. Entries come from three sources:
 
 - "package": the files ship inside the imgen package (`imgen/weights/NAME/`,
-  the bundled "default"); checking them detects a damaged install.
+  the bundled "default"); checking them detects a damaged install. Their
+  entries are also written to `imgen/weights/package.lock`, which ships with
+  the package, so an install without the repository's `weights.lock` (a
+  wheel) still hashes the bundled files before using them.
 - "hub": the files are downloaded from the Hub at the pinned revision into the
   cache (`IMGEN_HOME` or `~/.cache/imgen`), folder `checkpoints/NAME/`.
 - "local": added from a folder (copied into the cache) and not pushed yet.
@@ -53,6 +56,7 @@ EXPECTED_KINDS = {TOKENIZER_FILE: "imgen-vq", GENERATOR_FILE: "imgen-generator"}
 CHECKPOINT_FILES = (TOKENIZER_FILE, GENERATOR_FILE)
 
 LOCK_NAME = "weights.lock"
+PACKAGE_LOCK_NAME = "package.lock"  # in PACKAGE_WEIGHTS: the bundled checkpoints' entries, shipped with the package
 LOCK_VERSION = 1
 LOCK_ENV = "IMGEN_WEIGHTS_LOCK"
 HOME_ENV = "IMGEN_HOME"
@@ -172,15 +176,31 @@ class CheckpointStatus:
 
 
 def default_lock_path() -> Path:
-    """`$IMGEN_WEIGHTS_LOCK`, else `weights.lock` beside the package (a source checkout), else inside it."""
+    """`$IMGEN_WEIGHTS_LOCK`, else `weights.lock` beside the package (a source checkout) or inside it, else the
+    cache's (`IMGEN_HOME`): an installed package has no lock beside it, and one written into site-packages would
+    outlive the install."""
     configured = os.environ.get(LOCK_ENV)
     if configured:
         return Path(configured).expanduser()
-    candidates = (PACKAGE_DIR.parent / LOCK_NAME, PACKAGE_DIR / LOCK_NAME)
-    for candidate in candidates:
+    for candidate in (PACKAGE_DIR.parent / LOCK_NAME, PACKAGE_DIR / LOCK_NAME):
         if candidate.is_file():
             return candidate
-    return candidates[0]
+    return cache_root() / LOCK_NAME
+
+
+def package_lock_path() -> Path:
+    return PACKAGE_WEIGHTS / PACKAGE_LOCK_NAME
+
+
+def packaged_entry(name: str = DEFAULT) -> LockedCheckpoint | None:
+    """The entry of bundled checkpoint `name` in the package's own lock (`package.lock`), or None if it has none."""
+    entry = read_lock(package_lock_path()).checkpoints.get(name)
+    return entry if entry is not None and entry.source == "package" else None
+
+
+def bundled_entry(lock: WeightsLock, name: str = DEFAULT) -> LockedCheckpoint | None:
+    """What the bundled checkpoint is checked against: its entry in `lock`, else the package's own, else None."""
+    return lock.checkpoints.get(name) or packaged_entry(name)
 
 
 def cache_root() -> Path:
@@ -427,7 +447,8 @@ def list_checkpoints(lock_path: str | os.PathLike[str] | None = None, full: bool
     lock = read_lock(lock_path)
     statuses = [_status(entry, full) for entry in lock.checkpoints.values()]
     if DEFAULT not in lock.checkpoints:
-        statuses.insert(0, _unlocked_default_status())
+        packaged = packaged_entry()
+        statuses.insert(0, _status(packaged, full) if packaged else _unlocked_default_status())
     return sorted(statuses, key=lambda status: (status.name != DEFAULT, status.name))
 
 
@@ -436,8 +457,9 @@ def verify(name: str | None = None, lock_path: str | os.PathLike[str] | None = N
     if name is None:
         return list_checkpoints(lock_path, full=True)
     lock = read_lock(lock_path)
-    if name == DEFAULT and DEFAULT not in lock.checkpoints:
-        return [_unlocked_default_status()]
+    if name == DEFAULT:
+        entry = bundled_entry(lock)
+        return [_status(entry, full=True) if entry else _unlocked_default_status()]
     return [_status(lock.get(name), full=True)]
 
 
@@ -647,9 +669,8 @@ def resolve_model(
     """
     lock = read_lock(lock_path)
     if name_or_path is None or (isinstance(name_or_path, str) and name_or_path == DEFAULT):
-        if DEFAULT in lock.checkpoints:
-            return _resolve_entry(lock.checkpoints[DEFAULT], download, lock)
-        return _checked_folder(BUNDLED, bundled=True)
+        entry = bundled_entry(lock)
+        return _resolve_entry(entry, download, lock) if entry else _checked_folder(BUNDLED, bundled=True)
     if isinstance(name_or_path, str) and name_or_path in lock.checkpoints:
         return _resolve_entry(lock.checkpoints[name_or_path], download, lock)
     path = Path(name_or_path).expanduser()
@@ -658,7 +679,8 @@ def resolve_model(
             lock.get(name_or_path)  # raises UnknownCheckpointError listing the known names
         raise WeightsUnavailableError(f"no checkpoint at {path}: give a checkpoint folder or a name from weights.lock")
     folder = path.parent if path.is_file() else path
-    for entry in lock.checkpoints.values():
+    packaged = [] if DEFAULT in lock.checkpoints else [e for e in [packaged_entry()] if e is not None]
+    for entry in [*lock.checkpoints.values(), *packaged]:
         if _same_folder(folder, checkpoint_folder(entry)):
             return _resolve_entry(entry, False, lock)
     return _checked_folder(folder)
@@ -757,7 +779,10 @@ def add(
         return entry
 
     if bundled:
-        return pin(tuple(_describe(folder / f, license, repo_id, revision) for f in CHECKPOINT_FILES), "package")
+        entry = pin(tuple(_describe(folder / f, license, repo_id, revision) for f in CHECKPOINT_FILES), "package")
+        shipped = read_lock(package_lock_path())
+        write_lock(replace(shipped, checkpoints={**shipped.checkpoints, name: entry}))
+        return entry
     source = "hub" if repo_id is not None else "local"
     target = cache_root() / "checkpoints" / name
     return _copy_checkpoint_in(folder, target, license, repo_id, revision, lambda files: pin(files, source))

@@ -365,6 +365,40 @@ def test_flipped_byte_in_the_bundled_checkpoint_is_a_clear_error(isolated: Path)
         resolve_model(str(bundled))  # the same folder given as a path is checked too
 
 
+def test_without_a_weights_lock_the_bundled_checkpoint_is_hashed_against_the_packages_own(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An installed wheel has no weights.lock beside it: `package.lock` inside the package still pins the files."""
+    bundled = write_fake_checkpoint(weights.BUNDLED)
+    weights.lock_bundled()
+    assert read_lock(weights.package_lock_path()).checkpoints["default"] == read_lock().checkpoints["default"]
+    monkeypatch.setenv("IMGEN_WEIGHTS_LOCK", str(isolated / "user" / "weights.lock"))  # no such file
+    assert resolve_model(None) == bundled and weights.verify("default")[0].state == "ok"
+    flip_byte(bundled / GENERATOR_FILE)
+    for model in (None, "default", str(bundled)):
+        with pytest.raises(WeightsCorruptError, match=r"generator\.safetensors has sha256"):
+            resolve_model(model)
+    assert weights.list_checkpoints(full=True)[0].state == "damaged"
+    assert run_cli("verify").code == 3
+
+
+def test_an_installed_package_keeps_its_users_lock_in_the_cache_not_beside_the_package(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("IMGEN_WEIGHTS_LOCK")
+    monkeypatch.setattr(weights, "PACKAGE_DIR", isolated / "site-packages" / "imgen")
+    assert weights.default_lock_path() == weights.cache_root() / "weights.lock"
+    (isolated / "site-packages" / "weights.lock").parent.mkdir(parents=True)
+    (isolated / "site-packages" / "weights.lock").write_text("version = 1\n")  # written there by an older imgen
+    assert weights.default_lock_path() == isolated / "site-packages" / "weights.lock"
+
+
+def test_the_repositorys_lock_and_the_packages_agree_on_the_bundled_checkpoint():
+    shipped = read_lock(PACKAGE_BUNDLED.parent / weights.PACKAGE_LOCK_NAME).checkpoints
+    assert shipped["default"] == read_lock(ROOT / "weights.lock").checkpoints["default"]
+    assert set(shipped) <= {p.name for p in PACKAGE_BUNDLED.parent.iterdir() if p.is_dir()}
+
+
 def test_a_path_is_checked_against_the_lock_only_where_the_lock_lists_it(published: Path):
     folder = pull("tiny")
     assert resolve_model(str(folder / GENERATOR_FILE)) == folder
