@@ -533,8 +533,10 @@ def pull(name: str, lock_path: str | os.PathLike[str] | None = None) -> Path:
     """Make the cached copy of `name` match the lock, downloading what is missing or wrong; return its folder.
 
     A cached file that does not match the lock (stale after a lock update, or
-    tampered with) is deleted first. Each download is checked before it is
-    moved into place; a file that fails is deleted and nothing is installed.
+    tampered with) is deleted just before its replacement is downloaded, never
+    when it cannot be replaced (a file never pushed, or offline): it may be the
+    only copy of a checkpoint added from a folder since deleted. Each download is checked
+    before it is moved into place; a file that fails is deleted and nothing is installed.
     """
     lock = read_lock(lock_path)
     entry = lock.get(name)
@@ -544,16 +546,10 @@ def pull(name: str, lock_path: str | os.PathLike[str] | None = None) -> Path:
         if problems:
             raise WeightsCorruptError(_bundled_message(entry, problems))
         return folder
-    needed, removed = [], []
-    for item in entry.files:
-        path = folder / item.filename
-        if file_problem(path, item) is not None:
-            if path.exists():
-                path.unlink(missing_ok=True)
-                removed.append(item.filename)
-            needed.append(item)
+    needed = [item for item in entry.files if file_problem(folder / item.filename, item) is not None]
     if not needed:
         return folder
+    stale = [item.filename for item in needed if (folder / item.filename).exists()]
     unpublished = [item.filename for item in needed if not item.published]
     if unpublished:
         raise WeightsUnavailableError(
@@ -562,12 +558,13 @@ def pull(name: str, lock_path: str | os.PathLike[str] | None = None) -> Path:
             f"run `imgen weights push {name} --repo-id ID` where it was added"
         )
     if offline():
-        state = f"had {', '.join(removed)} not matching the lock (removed)" if removed else "is not in the cache"
+        state = f"has {', '.join(stale)} not matching the lock" if stale else "is not in the cache"
         raise WeightsUnavailableError(
             f"{name} {state} ({folder}) and HF_HUB_OFFLINE=1 forbids downloading it: "
             f"run `HF_HUB_OFFLINE=0 imgen weights pull {name}` with network access"
         )
     for item in needed:
+        (folder / item.filename).unlink(missing_ok=True)
         _download(entry, item, folder)
     return folder
 
@@ -697,6 +694,9 @@ def _resolve_entry(entry: LockedCheckpoint, download: bool, lock: WeightsLock) -
         return pull(entry.name, lock.path)
     absent = all(p.endswith(" is missing") for p in problems)
     state = "is not downloaded" if absent else f"does not match weights.lock ({'; '.join(problems)})"
+    if entry.source == "local":  # nothing to pull from: only the folder it was added from can restore it
+        fix = f"pin the folder again with `imgen weights add FOLDER --name {entry.name} --replace`"
+        raise WeightsUnavailableError(f"{entry.name} {state.replace('downloaded', 'in the cache')}: {fix}")
     raise WeightsUnavailableError(f"{entry.name} {state}: run `imgen weights pull {entry.name}`")
 
 

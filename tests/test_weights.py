@@ -304,10 +304,10 @@ def test_offline_with_a_cached_copy_uses_it_without_the_network(published: Path,
     assert resolve_model("tiny") == folder
     assert run_cli("pull", "tiny").code == 0
     assert len(hub.log) == requests
-    flip_byte(folder / TOKENIZER_FILE)  # a damaged cached copy is not used offline either
-    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE"):
+    flip_byte(folder / TOKENIZER_FILE)  # a damaged cached copy is not used offline either, nor deleted unreplaced
+    with pytest.raises(WeightsUnavailableError, match=r"has tokenizer\.safetensors not matching the lock.*OFFLINE"):
         resolve_model("tiny")
-    assert not (folder / TOKENIZER_FILE).exists()
+    assert (folder / TOKENIZER_FILE).exists() and len(hub.log) == requests
 
 
 def test_a_damaged_cached_file_is_replaced_when_online(published: Path, hub: FakeHub):
@@ -448,6 +448,23 @@ def test_add_pins_a_folder_that_resolve_model_then_loads(isolated: Path, tiny_ch
     flip_byte(folder / GENERATOR_FILE)
     with pytest.raises(WeightsUnavailableError, match="never pushed"):
         resolve_model("mine")
+
+
+def test_a_cached_checkpoint_that_cannot_be_fetched_again_is_never_deleted(isolated: Path):
+    """A local entry whose lock moved on (another branch, a colleague's --replace): its cache may be the only copy."""
+    add(write_fake_checkpoint(isolated / "source"), "mine")
+    shutil.rmtree(isolated / "source")
+    lock_text = weights.default_lock_path().read_text()
+    changed = read_lock().get("mine").files[1].sha256
+    weights.default_lock_path().write_text(lock_text.replace(changed, "0" * 64))
+    before = {f.name: f.read_bytes() for f in cached("mine").iterdir()}
+    for attempt in (lambda: resolve_model("mine"), lambda: pull("mine")):
+        with pytest.raises(WeightsUnavailableError, match="never pushed"):
+            attempt()
+    with pytest.raises(WeightsUnavailableError, match=r"add FOLDER --name mine --replace") as refused:
+        resolve_model("mine", download=False)
+    assert "pull" not in str(refused.value)
+    assert {f.name: f.read_bytes() for f in cached("mine").iterdir()} == before
 
 
 def test_an_add_replace_that_fails_part_way_keeps_the_old_files_and_lock(
