@@ -2,20 +2,31 @@
 
 Each command parses its options, calls one library function and turns known
 errors into one line on stderr and an exit code (0 ok, 1 partial failure,
-2 usage or bad input, 3 model unavailable, 130 interrupted). Results go to
+2 usage or bad input, 3 model unavailable, 70 internal error, 130
+interrupted). Results go to
 stdout, everything else to stderr. Heavy imports happen inside commands so
 `imgen --help` never loads torch.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from imgen.cli_errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_UNAVAILABLE, EXIT_PARTIAL, fail, warn
+from imgen.cli_errors import (
+    DEBUG_ENV,
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL_UNAVAILABLE,
+    EXIT_PARTIAL,
+    fail,
+    warn,
+)
 from imgen.weights_cli import weights_app
 
 app = typer.Typer(
@@ -958,6 +969,19 @@ def data_check(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def internal_error(error: Exception) -> NoReturn:
+    """An exception no command turned into a message: a defect. One line and exit 70, the traceback on request.
+
+    Why not let it propagate: Python then exits 1, which imgen documents as
+    "some images were written", and a script would go on as if they were.
+    """
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        raise error
+    name = type(error).__name__
+    typer.echo(f"imgen: internal error: {name}: {error} (run with {DEBUG_ENV}=1 for the traceback)", err=True)
+    sys.exit(EXIT_INTERNAL)
+
+
 def main() -> None:
     """Entry point: run the app; Ctrl-C says so in one line and exits 130, whatever the Typer version.
 
@@ -973,7 +997,7 @@ def main() -> None:
     except Exception as error:  # usage errors: Click's ClickException, or that of the Click that Typer vendors
         show, exit_code = getattr(error, "show", None), getattr(error, "exit_code", None)
         if not (callable(show) and isinstance(exit_code, int)):
-            raise
+            internal_error(error)
         show()
         sys.exit(exit_code)
     if code == EXIT_INTERRUPTED:

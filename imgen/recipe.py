@@ -86,16 +86,24 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
     if "sampler" not in record:
         raise NotAnImgenImage(f"{path}: not made by `imgen generate` (no sampler settings; a world render?)")
     model = record.get("model")
+    if not isinstance(record["sampler"], dict):
+        raise NotAnImgenImage(f"{path}: its recorded sampler settings are not a table of settings")
     try:
         sampler = sampler_from_metadata(record)
     except (TypeError, ValueError) as error:
         raise NotAnImgenImage(f"{path}: its recorded sampler settings cannot be used ({error})") from None
+    seed = record.get("seed", 0)
+    expected = {"prompt": (record.get("prompt"), str), "seed": (seed, int), "model": (model, str)}
+    expected |= {"precision": (record.get("precision", "fp32"), str), "model_sha256": (record.get("model_sha256"), str)}
+    for field, (value, kind) in expected.items():
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise NotAnImgenImage(f"{path}: its recorded {field} is {value!r}, not a {kind.__name__}")
     return Recipe(
         prompt=record.get("prompt"),
-        seed=int(record.get("seed", 0)),
+        seed=seed,
         sampler=sampler,
         precision=record.get("precision", "fp32"),
-        model=None if model in (None, "default") else str(model),
+        model=None if model in (None, "default") else model,
         model_sha256=record.get("model_sha256"),
     )
 

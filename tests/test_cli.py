@@ -295,3 +295,45 @@ def test_export_refuses_an_unknown_dtype(tmp_path: Path, tiny_checkpoint: Path):
     result = run("train", "export", str(tiny_checkpoint), "--out", "half", "--dtype", "fp8", cwd=tmp_path)
     assert result.returncode == 2 and "unknown dtype 'fp8'; choose fp16 or bf16" in result.stderr
     assert not (tmp_path / "half").exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"prompt": "x", "seed": "abc", "sampler": {}}, "recorded seed is 'abc', not a int"),
+        ({"prompt": "x", "seed": 1, "sampler": "junk"}, "sampler settings are not a table"),
+        ({"prompt": 5, "seed": 1, "sampler": {}}, "recorded prompt is 5, not a str"),
+        ({"prompt": "x", "seed": True, "sampler": {}}, "recorded seed is True"),
+    ],
+)
+def test_a_png_whose_record_has_the_wrong_types_is_refused_in_one_line(tmp_path: Path, record: dict, message: str):
+    from imgen.io import save_png
+
+    save_png(Image.new("RGB", (8, 8)), tmp_path / "odd.png", metadata=record)
+    result = run("generate", "--from-image", "odd.png", "--no-preview", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("*-s*.png"))
+
+
+def test_an_internal_error_exits_70_in_one_line_and_shows_its_traceback_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import imgen.recipe
+    from imgen.cli import main
+
+    def broken(path):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(imgen.recipe, "read_metadata", broken)
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    monkeypatch.setattr(sys, "argv", ["imgen", "info", str(tmp_path / "plain.png")])
+    monkeypatch.delenv("IMGEN_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 70 and err.strip().splitlines() == [
+        "imgen: internal error: RuntimeError: a defect (run with IMGEN_DEBUG=1 for the traceback)"
+    ]
+    monkeypatch.setenv("IMGEN_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="a defect"):
+        main()
