@@ -14,20 +14,25 @@ target scene:
 - intact: the second object is still found where it was, and no pixel outside
   the mask changed (byte for byte);
 - seam: mean colour step across the mask border vs. between neighbouring
-  untouched pixels (`imgen.masks.seam_step`).
+  untouched pixels (`imgen.masks.seam_step`);
+- generated: the same target prompt generated from scratch with the same seed,
+  judged the same way: what the generator achieves on these prompts without
+  an image to keep, the baseline an edit's "requested" compares with.
 
 Restyles: each scene has one to three objects drawn flat; the prompt asks for
 the same scene in another style. The judge counts the reference's objects it
 finds again in their regions, and whether the asked style explains the
-objects best (its style check).
+objects best (its style check). The reference itself, returned unchanged, is
+scored too (`restyle_identity_*`): the figures of doing nothing.
 
 `--feather` and `--no-seamless` set the compositing (defaults: those of
 `imgen edit`); any other setting writes its own result file, so the plain paste
 (`--feather 0 --no-seamless`) can be compared with the default.
 
 `--check` runs the same scoring on ground-truth renders of the targets instead
-of the model's outputs: every figure must then be at its best (1.0), which
-shows that the scoring, not the model, sets the ceiling.
+of the model's outputs, pasted with the same compositing (feather, seamless)
+as an edit: every figure must then be at its best (1.0), which shows that the
+scoring and the compositing, not the model, set the ceiling.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from benchmarks.common import write_result
 from imgen.api import load
 from imgen.editing import DEFAULT_FEATHER, edit, restyle
 from imgen.eval.judge import judge
-from imgen.masks import grow_mask, seam_step
+from imgen.masks import CropBox, composite, feather_weights, grow_mask, seam_step
 from imgen.world import vocab
 from imgen.world.captions import caption
 from imgen.world.layout import layout
@@ -123,13 +128,16 @@ def main() -> None:
         sampler = replace(pipe.sampler, coarse_steps=args.coarse_steps or pipe.sampler.coarse_steps)
     start = time.perf_counter()
 
-    requested, intact, changed_outside, border, interior = [], [], 0, [], []
+    requested, intact, changed_outside, border, interior, generated = [], [], 0, [], [], []
     for index in range(args.scenes):
         image, mask, target, prompt, new, kept = edit_case(index, args.seed)
         if pipe is None:
             truth, _ = _draw(target, index)
-            result = Image.fromarray(np.where(mask[..., None], np.asarray(truth), np.asarray(image)))
+            weights = feather_weights(mask, args.feather)
+            result = composite(image, np.asarray(truth), CropBox(0, 0, SIZE), mask, weights, args.seamless)
         else:
+            drawn = pipe.generate([prompt], seed=index, sampler=sampler)[0]
+            generated.append(_passed(judge(drawn, target), _describe(new)))
             mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
             edited = edit(
                 pipe,
@@ -152,9 +160,12 @@ def main() -> None:
         border.append(step)
         interior.append(base)
 
-    kept_objects, found_objects, styled = 0, 0, []
+    kept_objects, found_objects, styled, identity_found, identity_styled = 0, 0, [], 0, 0
     for index in range(args.scenes):
         image, target, prompt = restyle_case(index, args.seed)
+        unchanged = judge(image, target)
+        identity_found += sum(_passed(unchanged, _describe(g)) for g in target.groups)
+        identity_styled += any(c.name == f"style {target.style}" and c.passed is True for c in unchanged.checks)
         if pipe is None:
             output, _ = _draw(target, index)
         else:
@@ -169,12 +180,15 @@ def main() -> None:
         "precision": None if pipe is None else pipe.precision,
         "scenes": args.scenes,
         "edit_requested_found": round(sum(requested) / args.scenes, 3),
+        "generate_requested_found": round(sum(generated) / args.scenes, 3) if generated else None,
         "edit_unmasked_intact": round(sum(intact) / args.scenes, 3),
         "edit_pixels_changed_outside_mask": changed_outside,
         "seam_border_step": round(statistics.fmean(border), 2),
         "seam_interior_step": round(statistics.fmean(interior), 2),
         "restyle_objects_kept": round(found_objects / kept_objects, 3),
         "restyle_style_recognised": round(sum(styled) / args.scenes, 3),
+        "restyle_identity_objects_kept": round(identity_found / kept_objects, 3),
+        "restyle_identity_style_recognised": round(identity_styled / args.scenes, 3),
         "restyle_strength": args.strength,
         "feather": args.feather,
         "seamless": args.seamless,
@@ -187,10 +201,13 @@ def main() -> None:
     if sampler is not None and args.coarse_steps is not None:
         name += f"_coarse{sampler.coarse_steps}"
     path = write_result(name, result)
+    baseline = "" if not generated else f" (generated from scratch: {result['generate_requested_found']:.2f})"
     print(
-        f"edits: requested {result['edit_requested_found']:.2f}, intact {result['edit_unmasked_intact']:.2f}, "
-        f"seam {result['seam_border_step']} vs {result['seam_interior_step']}; restyle: objects kept "
-        f"{result['restyle_objects_kept']:.2f}, style {result['restyle_style_recognised']:.2f} -> {path}"
+        f"edits: requested {result['edit_requested_found']:.2f}{baseline}, intact "
+        f"{result['edit_unmasked_intact']:.2f}, seam {result['seam_border_step']} vs {result['seam_interior_step']}; "
+        f"restyle: objects kept {result['restyle_objects_kept']:.2f}, style {result['restyle_style_recognised']:.2f} "
+        f"(reference unchanged: {result['restyle_identity_objects_kept']:.2f}, "
+        f"{result['restyle_identity_style_recognised']:.2f}) -> {path}"
     )
 
 

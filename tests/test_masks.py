@@ -294,6 +294,20 @@ def test_seamless_composite_meets_the_kept_pixels_and_keeps_the_new_content():
     assert out[32, 32, 0] - out[20, 32, 0] == pytest.approx(88, abs=1)  # the object's contrast survives
 
 
+def test_seamless_composite_keeps_a_new_object_that_crosses_the_mask_border():
+    """The generator often draws the new object past the mask: that difference is content, not tokenizer tint."""
+    original = np.full((64, 64, 3), 250, dtype=np.uint8)  # a white background
+    generated = np.full((64, 64, 3), 238, dtype=np.uint8)  # the tokenizer's colour error: -12
+    generated[14:40, 24:40] = (30, 80, 220)  # a blue object crossing the mask's top edge by 2 px
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[16:48, 16:48] = True
+    image = Image.fromarray(original)
+    out = np.asarray(composite(image, generated, CropBox(0, 0, 64), mask, feather_weights(mask, 0))).astype(int)
+    assert np.array_equal(out[~mask], original[~mask])
+    assert np.abs(out[16:40, 24:40] - (30, 80, 220)).max() <= 12  # the object keeps its colour up to the tint
+    assert np.abs(out[44:48, 16:48] - 250).max() <= 1  # the background still meets the kept pixels
+
+
 def test_border_correction_fills_a_linear_difference_exactly():
     # Linear fields are harmonic, so the fill of a ramp given on the border is the ramp itself,
     # to within half an 8-bit colour level (what rounding to uint8 hides).
