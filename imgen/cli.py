@@ -708,7 +708,10 @@ def _run_config(ctx: typer.Context, cls: type, config_file: Path | None, renames
 
 
 def _print_record(record: dict) -> None:
-    typer.echo(str(record), err=True)
+    """A training record as one JSON line on stderr, as in metrics.jsonl, so a script can read progress too."""
+    import json
+
+    typer.echo(json.dumps(record), err=True)
 
 
 def _run_training(train, run) -> None:
@@ -742,6 +745,9 @@ def _run_training(train, run) -> None:
         leave_worker(0)
 
 
+WarmupOption = Annotated[
+    int | None, typer.Option(min=0, help="Steps of linear warm-up at the start of the schedule (default 200).")
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -767,6 +773,7 @@ def train_tokenizer_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
+    warmup_steps: WarmupOption = None,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
     max_steps: Annotated[int, typer.Option(help="Length of the cosine schedule.")] = 6_000,
     seed: Annotated[int, typer.Option()] = 0,
@@ -853,6 +860,7 @@ def train_generator_command(
         typer.Option(min=0.0, max=1.0, help="Fraction of examples whose coarse mask is one rectangle, as edits make."),
     ] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
+    warmup_steps: WarmupOption = None,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
     max_steps: Annotated[int, typer.Option(help="Length of the learning-rate schedule.")] = 200_000,
     schedule: Annotated[

@@ -337,3 +337,22 @@ def test_an_internal_error_exits_70_in_one_line_and_shows_its_traceback_on_reque
     monkeypatch.setenv("IMGEN_DEBUG", "1")
     with pytest.raises(RuntimeError, match="a defect"):
         main()
+
+
+@pytest.mark.parametrize("command", ["generator", "tokenizer"])
+def test_warmup_steps_is_a_flag_that_wins_over_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+):
+    from typer.testing import CliRunner
+
+    import imgen.cli
+
+    runs = []
+    monkeypatch.setattr(imgen.cli, "_run_training", lambda train, run: runs.append(run))
+    (tmp_path / "run.toml").write_text("warmup_steps = 5\n")
+    start = ["train", command, "--init", "default", "--out", str(tmp_path / "out")]
+    for extra, expected in (([], 200), (["--config", str(tmp_path / "run.toml")], 5)):
+        for flag in ([], ["--warmup-steps", "7"]):
+            result = CliRunner().invoke(imgen.cli.app, [*start, *extra, *flag])
+            assert result.exit_code == 0, result.output
+            assert runs[-1].warmup_steps == (7 if flag else expected)
