@@ -36,12 +36,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from imgen import toml_subset
 from imgen.durable import durable_replace
@@ -70,6 +72,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _LFS_POINTER = b"version https://git-lfs"
 _MAX_HEADER = 100_000_000  # the safetensors format caps its JSON header at 100 MB
 _STALE_STAGING_SECONDS = 24 * 3600
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _LOCK_HEADER = (
     '# imgen weights lock: pinned checkpoints (see README, "Checkpoints").\n'
     "# Written by `imgen weights add` and `imgen weights push`; comments added by hand are not kept.\n"
@@ -563,10 +566,37 @@ def pull(name: str, lock_path: str | os.PathLike[str] | None = None) -> Path:
             f"{name} {state} ({folder}) and HF_HUB_OFFLINE=1 forbids downloading it: "
             f"run `HF_HUB_OFFLINE=0 imgen weights pull {name}` with network access"
         )
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise WeightsUnavailableError(
+            f"{name}: cannot download {', '.join(item.filename for item in needed)}: {unreachable}; nothing was "
+            "installed: check the network, or set HF_HUB_OFFLINE=1 to use only what is cached"
+        )
     for item in needed:
         (folder / item.filename).unlink(missing_ok=True)
         _download(entry, item, folder)
     return folder
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hub's host cannot be reached at all (name lookup or TCP connect), or None.
+
+    Why: without a network, `hf_hub_download` retries with back-off for about
+    25 s and logs each retry before it fails; one connect with a short timeout
+    says the same at once. Behind a proxy the direct connect proves nothing, so
+    it is skipped and the download reports what goes wrong.
+    """
+    if any(os.environ.get(variable) for variable in _PROXY_VARIABLES):
+        return None
+    from huggingface_hub import constants
+
+    url = urlsplit(hub_endpoint() or constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return f"the Hub ({host}:{port}) is not reachable ({getattr(error, 'strerror', None) or error})"
 
 
 def _download(entry: LockedCheckpoint, item: LockedFile, folder: Path) -> None:

@@ -297,6 +297,28 @@ def test_offline_without_a_cached_copy_refuses_with_the_command(published: Path,
     assert hub.log == []
 
 
+def test_an_unreachable_hub_is_one_line_at_once_without_the_download_retries(
+    published: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+):
+    import socket
+
+    import huggingface_hub
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    attempts = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: attempts.append(a) or 1 / 0)
+    result = run_cli("pull", "tiny")
+    assert result.code == 3 and attempts == [] and len(result.err.strip().splitlines()) == 1
+    assert f"127.0.0.1:{closed}) is not reachable" in result.err and "HF_HUB_OFFLINE=1" in result.err
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # behind a proxy the direct connect proves nothing
+    assert weights.hub_unreachable() is None
+
+
 def test_offline_with_a_cached_copy_uses_it_without_the_network(published: Path, hub: FakeHub, monkeypatch):
     folder = pull("tiny")
     requests = len(hub.log)
