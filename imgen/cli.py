@@ -152,7 +152,10 @@ def world_sample(
 def generate(
     prompt: Annotated[str | None, typer.Argument(help="What to draw (or use --prompts).")] = None,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", help="PNG path; may use {index}, {seed}, {slug}.")
+        str | None,
+        typer.Option(
+            "-o", "--output", help="PNG path or folder (default {slug}-s{seed}.png here); may use {index}, {seed}, {slug}."
+        ),
     ] = None,
     prompts_file: Annotated[
         str | None,
@@ -310,6 +313,18 @@ def generate(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def _single_output(output: Path | None, default_name: str) -> Path:
+    """The file an edit or restyle writes: `default_name` here, or in the folder -o names, or -o as a PNG."""
+    from imgen.outputs import single_output
+
+    if output is None:
+        return Path(default_name)
+    try:
+        return single_output(output, default_name)
+    except ValueError as error:
+        fail(str(error))
+
+
 def _prepare_output(path: Path, overwrite: bool) -> None:
     """Fail before any work when `path` exists (without --overwrite) or its folder cannot be written."""
     from imgen.io import OutputFolderError, ensure_folder
@@ -412,7 +427,9 @@ def edit_command(
         Path | None,
         typer.Option(help="White = regenerate, black = keep; RGBA: transparent = regenerate. Default: IMAGE's alpha."),
     ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="PNG path or folder (default IMAGE-edit-sSEED.png here).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the edit.")] = 0,
     grow: Annotated[int, typer.Option(help="Also free the tokens this many px around the mask.", min=0)] = 0,
     feather: Annotated[int, typer.Option(help="Soften the blend this many px inside the mask.", min=0)] = 6,
@@ -450,13 +467,13 @@ def edit_command(
 
     if not prompt.strip():
         fail("the prompt is empty")
-    path = output or Path(f"{image.stem}-edit-s{seed}.png")
-    _prepare_output(path, overwrite)
+    path = _single_output(output, f"{image.stem}-edit-s{seed}.png")
     try:
         source = load_image(image)
         mask_image = load_image(mask) if mask is not None else None
     except ImageInputError as error:
         fail(str(error))
+    _prepare_output(path, overwrite)  # after the inputs are known good: a refused command leaves no folder
     pipe = _load_for_edit(model, threads, precision)
     _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
@@ -484,7 +501,9 @@ def edit_command(
 def restyle_command(
     reference: Annotated[Path, typer.Argument(help="The image whose layout to keep (any image).")],
     prompt: Annotated[str, typer.Argument(help="What it should become, e.g. 'in pixel art style' or colours.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="PNG path or folder (default REF-restyle-sSEED.png here).")
+    ] = None,
     strength: Annotated[
         float, typer.Option(help="0 = nearly the reference, 1 = only the prompt.", min=0.0, max=1.0)
     ] = 0.5,
@@ -516,12 +535,12 @@ def restyle_command(
 
     if not prompt.strip():
         fail("the prompt is empty")
-    path = output or Path(f"{reference.stem}-restyle-s{seed}.png")
-    _prepare_output(path, overwrite)
+    path = _single_output(output, f"{reference.stem}-restyle-s{seed}.png")
     try:
         source = load_image(reference)
     except ImageInputError as error:
         fail(str(error))
+    _prepare_output(path, overwrite)  # after the input is known good: a refused command leaves no folder
     pipe = _load_for_edit(model, threads, precision)
     _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)

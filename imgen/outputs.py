@@ -8,6 +8,7 @@ own JSON chunk with everything needed to make the image again.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import asdict
@@ -24,22 +25,50 @@ def slugify(prompt: str, limit: int = 48) -> str:
 
 
 def output_path(pattern: str | None, prompt: str, seed: int, index: int, count: int) -> Path:
-    """The file for image `index` of `count`: the pattern filled in, or a name from the prompt."""
+    """The file for image `index` of `count`: the pattern filled in, or a name from the prompt.
+
+    A pattern that names a folder (one that exists, or any path ending in "/")
+    gets the default name inside it; a name without a suffix gets ".png"; any
+    other suffix is a `ValueError`, since imgen writes PNG (with its recipe) only.
+    """
     slug = slugify(prompt)
+    default = Path(f"{slug}-s{seed}.png")
     if pattern is None:
-        return Path(f"{slug}-s{seed}.png")
+        return default
     if "{" in pattern:
         try:
-            return Path(pattern.format(index=index, seed=seed, slug=slug))
+            return png_path(Path(pattern.format(index=index, seed=seed, slug=slug)))
         except (KeyError, IndexError, ValueError, AttributeError) as error:
+            if isinstance(error, NotPngError):
+                raise
             raise ValueError(
                 f"-o {pattern!r} cannot be filled in ({type(error).__name__}: {error}); "
                 "the placeholders are {index}, {seed} and {slug}"
             ) from None
-    path = Path(pattern)
+    if pattern.endswith(("/", os.sep)) or Path(pattern).is_dir():
+        return Path(pattern) / default
+    path = png_path(Path(pattern))
     if count > 1:  # several images and one plain name: number them
-        return path.with_name(f"{path.stem}-{index}{path.suffix or '.png'}")
+        return path.with_name(f"{path.stem}-{index}{path.suffix}")
     return path
+
+
+class NotPngError(ValueError):
+    """An output path whose suffix says another format than the PNG imgen writes."""
+
+
+def png_path(path: Path) -> Path:
+    """`path` with ".png" added when it has no suffix; another suffix than .png is a `NotPngError`."""
+    if path.suffix == "":
+        return path.with_name(path.name + ".png")
+    if path.suffix.lower() != ".png":
+        raise NotPngError(f"{path}: imgen writes PNG files (with their recipe); name the output .png")
+    return path
+
+
+def single_output(path: Path, default_name: str) -> Path:
+    """Where `-o PATH` puts one image: inside PATH under `default_name` if PATH is a folder, else PATH as a PNG."""
+    return path / default_name if path.is_dir() else png_path(path)
 
 
 def parameters_text(prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str) -> str:

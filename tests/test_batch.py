@@ -23,7 +23,7 @@ from imgen.batch import (
     sampling_threads,
     shard,
 )
-from imgen.outputs import slugify
+from imgen.outputs import single_output, slugify
 from imgen.recipe import Recipe, read_metadata, request_from, sampler_from_metadata
 from imgen.sampler import SamplerConfig
 from tests.cli_runner import ENV, imgen, torchrun
@@ -85,6 +85,24 @@ def test_output_patterns_fill_in_and_a_plain_name_is_numbered():
     numbered = plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="x.png", count=3)
     assert [job.path.name for job in numbered] == ["x-0.png", "x-1.png", "x-2.png"]
     assert [j.path.name for j in plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="x.png")] == ["x.png"]
+
+
+def test_an_output_naming_a_folder_gets_the_default_names_and_other_formats_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    for pattern in ("existing", "new/"):
+        jobs = plan_jobs([PromptLine("a cat")], 3, SamplerConfig(), pattern=pattern, count=2)
+        assert [job.path for job in jobs] == [Path(pattern) / "a-cat-s3.png", Path(pattern) / "a-cat-s4.png"]
+    assert plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="plain")[0].path == Path("plain.png")
+    for pattern in ("a.jpg", "{slug}.webp"):
+        with pytest.raises(ValueError, match="imgen writes PNG files"):
+            plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern=pattern)
+    assert single_output(tmp_path / "existing", "x-edit-s0.png") == tmp_path / "existing" / "x-edit-s0.png"
+    assert single_output(Path("y.PNG"), "x-edit-s0.png") == Path("y.PNG")
+    with pytest.raises(ValueError, match="name the output .png"):
+        single_output(Path("y.jpg"), "x-edit-s0.png")
 
 
 def test_shards_cover_every_job_exactly_once():

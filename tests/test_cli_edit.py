@@ -58,6 +58,8 @@ def test_an_empty_prompt_and_a_missing_checkpoint_are_one_line_and_leave_nothing
     missing = run(*COMMANDS[task], "-o", "out.png", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 3 and len(missing.stderr.strip().splitlines()) == 1
     assert "Traceback" not in missing.stderr
-    unreadable = run(command, "gone.png", "a cat", *rest, "-o", "out.png", *model, cwd=tmp_path)
+    unreadable = run(command, "gone.png", "a cat", *rest, "-o", "new/out.png", *model, cwd=tmp_path)
     assert unreadable.returncode == 2 and "gone.png: no such file" in unreadable.stderr
+    jpeg = run(command, image, "a cat", *rest, "-o", "new/out.jpg", *model, cwd=tmp_path)
+    assert jpeg.returncode == 2 and "imgen writes PNG files" in jpeg.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png", "scene.png"]
