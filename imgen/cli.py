@@ -154,7 +154,9 @@ def generate(
     output: Annotated[
         str | None,
         typer.Option(
-            "-o", "--output", help="PNG path or folder (default {slug}-s{seed}.png here); may use {index}, {seed}, {slug}."
+            "-o",
+            "--output",
+            help="PNG path or folder (default {slug}-s{seed}.png here); may use {index}, {seed}, {slug}.",
         ),
     ] = None,
     prompts_file: Annotated[

@@ -101,7 +101,7 @@ def test_an_output_naming_a_folder_gets_the_default_names_and_other_formats_are_
             plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern=pattern)
     assert single_output(tmp_path / "existing", "x-edit-s0.png") == tmp_path / "existing" / "x-edit-s0.png"
     assert single_output(Path("y.PNG"), "x-edit-s0.png") == Path("y.PNG")
-    with pytest.raises(ValueError, match="name the output .png"):
+    with pytest.raises(ValueError, match=r"name the output \.png"):
         single_output(Path("y.jpg"), "x-edit-s0.png")
 
 
