@@ -233,7 +233,9 @@ def load(model: str | Path | None = None, threads: int | None = None, precision:
     from imgen.weights import file_sha256
 
     digest = file_sha256(folder / GENERATOR_FILE)
-    name = "default" if folder == BUNDLED else folder.name
+    # What `--from-image` passes back as --model: the lock name or the path as given, never a folder's bare
+    # name (a user's folder called "default" would be taken for the bundled checkpoint, "checkpoint" for nothing).
+    name = "default" if model is None or folder == BUNDLED else str(model)
     return Pipeline(
         tokenizer=tokenizer,
         generator=generator.to(DTYPES[chosen]),

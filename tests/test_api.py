@@ -113,3 +113,23 @@ def test_coarse_previews_paint_undrawn_cells_grey_and_leave_drawn_ones_as_decode
     assert (after[:cell, :cell] == grey).all() and not (before[:cell, :cell] == grey).all()
     half = full.width // 2  # beyond the decoder's reach of cell 0
     assert numpy.array_equal(after[half:, half:], before[half:, half:])
+
+
+def test_a_pipeline_is_named_as_its_checkpoint_was_given_so_its_images_name_it_again(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    import shutil
+
+    from imgen.api import load
+    from imgen.io import save_png
+    from imgen.outputs import image_metadata
+
+    lookalike = tmp_path / "default"  # a user's folder that happens to share the bundled checkpoint's name
+    shutil.copytree(tiny_checkpoint, lookalike)
+    pipe = load(str(lookalike), precision="fp32")
+    assert pipe.name == str(lookalike)
+    image = pipe.generate("a cat", seed=0)[0]
+    record = image_metadata("a cat", pipe.sampler, 0, pipe.image_size, pipe.name, pipe.sha256)
+    save_png(image, tmp_path / "x.png", metadata=record)
+    assert imgen.recipe_from_image(tmp_path / "x.png").model == str(lookalike)
+    assert load(None, precision="fp32").name == "default"
