@@ -723,7 +723,9 @@ def _run_config(ctx: typer.Context, cls: type, config_file: Path | None, renames
         given[renames.get(name, name)] = str(value) if isinstance(value, Path) else value
     try:
         file_values = read_config_file(config_file) if config_file else {}
-        return build_config(cls, file_values, given, str(config_file))
+        run = build_config(cls, file_values, given, str(config_file))
+        run.check_can_start()  # before any folder is made or weights are read
+        return run
     except ConfigError as error:
         fail(str(error))
 
@@ -813,17 +815,9 @@ def train_tokenizer_command(
 
       torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """
-    from imgen.tokenizer.config import VQ_SIZES
     from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
 
-    run = _run_config(ctx, TokenizerTrainConfig, config, {"out": "out_dir"})
-    if run.size not in VQ_SIZES:
-        fail(f"unknown size {run.size!r}; choose one of {', '.join(VQ_SIZES)}")
-    if run.data != "world" and not Path(run.data).is_dir():
-        fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
-    if run.decoder_blocks and not run.init:
-        fail("--decoder-blocks grows a trained tokenizer: give it with --init")
-    _run_training(train_tokenizer, run)
+    _run_training(train_tokenizer, _run_config(ctx, TokenizerTrainConfig, config, {"out": "out_dir"}))
 
 
 @train_app.command("export")
@@ -914,20 +908,8 @@ def train_generator_command(
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """
     from imgen.generator_train import GeneratorTrainConfig, train_generator
-    from imgen.model import GPT_SIZES
 
-    run = _run_config(ctx, GeneratorTrainConfig, config, {"out": "out_dir"})
-    if run.size not in GPT_SIZES:
-        fail(f"unknown size {run.size!r}; choose one of {', '.join(GPT_SIZES)}")
-    if run.tokenizer and not Path(run.tokenizer).is_file():
-        fail(f"{run.tokenizer}: no such tokenizer checkpoint")
-    if not run.tokenizer and not run.init:
-        fail("give the image tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)")
-    if run.layers and not run.init:
-        fail("--layers grows a trained checkpoint: give it with --init (from scratch, --size sets the depth)")
-    if run.data != "world" and not Path(run.data).is_dir():
-        fail(f"{run.data}: not a folder (use 'world' for the procedural world)")
-    _run_training(train_generator, run)
+    _run_training(train_generator, _run_config(ctx, GeneratorTrainConfig, config, {"out": "out_dir"}))
 
 
 @train_app.command("plot")

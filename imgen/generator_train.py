@@ -118,6 +118,23 @@ class GeneratorTrainConfig:
         check_limits(self, self.LIMITS)
         if self.schedule not in self.SCHEDULES:
             raise ConfigError(f"schedule: {self.schedule!r} is not one of {', '.join(self.SCHEDULES)}")
+        if self.size not in GPT_SIZES:
+            raise ConfigError(f"unknown size {self.size!r}; choose one of {', '.join(GPT_SIZES)}")
+
+    def check_can_start(self) -> None:
+        """`ConfigError` naming what a run with these options lacks (`train_generator` and the CLI both ask)."""
+        if self.tokenizer and not Path(self.tokenizer).is_file():
+            raise ConfigError(f"{self.tokenizer}: no such tokenizer checkpoint")
+        if not self.tokenizer and not self.init:
+            raise ConfigError(
+                "give the image tokenizer (--tokenizer FILE) or a checkpoint to start from (--init NAME|PATH)"
+            )
+        if self.layers and not self.init:
+            raise ConfigError(
+                "--layers grows a trained checkpoint: give it with --init (from scratch, --size sets the depth)"
+            )
+        if self.data != "world" and not Path(self.data).is_dir():
+            raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of `step` under this run's schedule."""
@@ -324,6 +341,7 @@ def train_generator(config: GeneratorTrainConfig, progress: Callable[[dict], Non
 
 
 def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
+    config.check_can_start()
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out_dir)

@@ -389,3 +389,25 @@ def test_with_ema_the_checkpoint_holds_the_average_and_a_resume_goes_on_from_it(
     assert not torch.equal(averaged[name], state[f"model.{name}"])  # the average, not the last weights
     train_generator(dataclasses.replace(config, max_steps=5))
     assert read_header(checkpoint)["step"] == "5" and sorted(losses(tmp_path / "avg")) == [1, 2, 3, 4, 5]
+
+
+def test_the_library_refuses_what_the_command_line_refuses_before_making_the_run_folder(tmp_path: Path):
+    from imgen.tokenizer.train import TokenizerTrainConfig, train_tokenizer
+    from imgen.train_config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown size 'huge'"):
+        GeneratorTrainConfig(size="huge")
+    with pytest.raises(ConfigError, match="unknown size 'huge'"):
+        TokenizerTrainConfig(size="huge")
+    out = str(tmp_path / "run")
+    refused = {
+        "give the image tokenizer": GeneratorTrainConfig(out_dir=out),
+        "--layers grows a trained checkpoint": GeneratorTrainConfig(out_dir=out, tokenizer=__file__, layers=8),
+        "nowhere: not a folder": GeneratorTrainConfig(out_dir=out, init="default", data=str(tmp_path / "nowhere")),
+    }
+    for message, config in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            train_generator(config)
+    with pytest.raises(ConfigError, match="--decoder-blocks grows a trained tokenizer"):
+        train_tokenizer(TokenizerTrainConfig(out_dir=out, decoder_blocks="3,4"))
+    assert not (tmp_path / "run").exists()

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 
 from imgen.checkpoints import CheckpointError, save_tokenizer
 from imgen.distributed import Rank, all_sum, any_rank, joined
-from imgen.tokenizer.config import VQConfig, vq_config
+from imgen.tokenizer.config import VQ_SIZES, VQConfig, vq_config
 from imgen.tokenizer.growth import deepen_decoder, freeze_token_ids, parse_blocks
 from imgen.tokenizer.model import VQTokenizer
-from imgen.train_config import check_limits
+from imgen.train_config import ConfigError, check_limits
 from imgen.training import (
     MetricsLog,
     StopRequest,
@@ -85,6 +85,15 @@ class TokenizerTrainConfig:
 
     def __post_init__(self) -> None:
         check_limits(self, self.LIMITS)
+        if self.size not in VQ_SIZES:
+            raise ConfigError(f"unknown size {self.size!r}; choose one of {', '.join(VQ_SIZES)}")
+
+    def check_can_start(self) -> None:
+        """`ConfigError` naming what a run with these options lacks (`train_tokenizer` and the CLI both ask)."""
+        if self.data != "world" and not Path(self.data).is_dir():
+            raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
+        if self.decoder_blocks and not self.init:
+            raise ConfigError("--decoder-blocks grows a trained tokenizer: give it with --init")
 
 
 # ---------------------------------------------------------------- data
@@ -188,6 +197,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, progress: Callable[[dict], None] 
 
 
 def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], None] | None) -> Path:
+    cfg.check_can_start()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
