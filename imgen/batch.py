@@ -27,6 +27,7 @@ from imgen.shards import shard_bounds
 
 if TYPE_CHECKING:
     from imgen.api import Pipeline, PreviewCallback
+    from imgen.recipe import Recipe
 
 
 IMAGES_PER_THREAD = 4  # automatic batch size: images per call for each torch thread, one shard per thread
@@ -325,3 +326,47 @@ def run_jobs(
                 continue
             report(JobResult(job, "written", seconds))
     return results
+
+
+def generate_batch(
+    request: Recipe,
+    lines: list[PromptLine],
+    output: str | None = None,
+    out_dir: Path | None = None,
+    count: int = 1,
+    batch_size: int = 0,
+    threads: int = 0,
+    overwrite: bool = False,
+    on_result: ResultCallback | None = None,
+    on_loaded: Callable[[Pipeline, list[Job]], None] | None = None,
+    preview: PreviewCallback | None = None,
+) -> list[JobResult]:
+    """`imgen generate` as a function: plan the files, make their folders, load the checkpoint, make the images.
+
+    `request` gives the checkpoint, precision, first seed and sampler
+    (`imgen.recipe.request_from`); `lines` the prompts (`read_prompt_file`, or
+    one `PromptLine`); `output` a file name pattern or folder and `out_dir` a
+    folder (`plan_jobs`). Under torchrun this process makes its share. Files
+    already written with the same settings are skipped, so calling it again
+    after an interruption finishes the batch. `batch_size` 0 is automatic.
+    `on_loaded(pipe, jobs)` runs once the checkpoint is loaded, before any
+    image (for warnings about the prompts); `preview` follows a single image.
+    Bad plans raise `PromptFileError` or `ValueError` before anything is
+    loaded; checkpoint problems raise `imgen.api.ModelUnavailableError` or
+    `imgen.checkpoints.CheckpointError`.
+    """
+    from imgen.api import load
+    from imgen.precision import resolve_precision
+
+    precision = resolve_precision(request.precision or "auto")
+    jobs = plan_jobs(lines, request.seed, request.sampler, output, out_dir, count)
+    prepare_folders(jobs)
+    jobs = shard(jobs, *distributed_rank())
+    pipe = load(request.model, threads=sampling_threads(threads, batch_size, len(jobs)), precision=precision)
+    if on_loaded is not None:
+        on_loaded(pipe, jobs)
+    if batch_size == 0:
+        import torch
+
+        batch_size = auto_batch_size(len(jobs), torch.get_num_threads())
+    return run_jobs(pipe, jobs, batch_size, overwrite, on_result, preview if len(jobs) == 1 else None)

@@ -213,20 +213,8 @@ def generate(
     """
     import json
 
-    from imgen.api import ModelUnavailableError, load
-    from imgen.batch import (
-        PromptFileError,
-        PromptLine,
-        auto_batch_size,
-        distributed_rank,
-        job_record,
-        plan_jobs,
-        prepare_folders,
-        read_prompt_file,
-        run_jobs,
-        sampling_threads,
-        shard,
-    )
+    from imgen.api import ModelUnavailableError
+    from imgen.batch import PromptFileError, PromptLine, generate_batch, job_record, read_prompt_file
     from imgen.checkpoints import CheckpointError
     from imgen.preview import TerminalPreview
     from imgen.recipe import NotAnImgenImage, recipe_from_image, request_from
@@ -264,41 +252,27 @@ def generate(
         fail("the prompt is empty")
     try:
         lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(request.prompt)]
-        jobs = plan_jobs(lines, request.seed, request.sampler, output, out_dir, count)
-        prepare_folders(jobs)
-    except (PromptFileError, KeyError, IndexError, ValueError) as error:
+    except PromptFileError as error:
         fail(str(error))
-    rank, world = distributed_rank()
-    jobs = shard(jobs, rank, world)
-    try:
-        pipe = load(
-            request.model,
-            threads=sampling_threads(threads, batch_size, len(jobs)),
-            precision=_precision(request.precision),
-        )
-    except (ModelUnavailableError, CheckpointError) as error:
-        if model is None and request.model is not None:  # the name came from --from-image's record
-            fail(f"{error} ({from_image} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
-        fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    if request.model_sha256 and request.model_sha256 != pipe.sha256:
-        warn(f"{from_image} was made with another checkpoint; the image will differ")
-    for line in lines:
-        _warn_about_prompt(pipe, line.prompt)
+    loaded: dict = {}  # the pipeline and the terminal preview, once the checkpoint is loaded
 
-    if batch_size == 0:  # auto
-        import torch
-
-        batch_size = auto_batch_size(len(jobs), torch.get_num_threads())
-    show = preview and len(jobs) == 1 and TerminalPreview.wanted()
-    terminal = TerminalPreview() if show else None
+    def on_loaded(pipe, jobs) -> None:
+        loaded["pipe"] = pipe
+        if request.model_sha256 and request.model_sha256 != pipe.sha256:
+            warn(f"{from_image} was made with another checkpoint; the image will differ")
+        for line in lines:
+            _warn_about_prompt(pipe, line.prompt)
+        if preview and len(jobs) == 1 and TerminalPreview.wanted():
+            loaded["terminal"] = TerminalPreview()
 
     def draw(phase: str, step: int, total: int, images: list) -> None:
-        if terminal is not None:
-            terminal.show(images[0], f"{phase} {step}/{total}")
+        if "terminal" in loaded:
+            loaded["terminal"].show(images[0], f"{phase} {step}/{total}")
 
     def on_result(result) -> None:
-        if terminal is not None:
-            terminal.finish(_written_image(result.job.path) if result.status != "failed" else None)
+        pipe = loaded["pipe"]
+        if "terminal" in loaded:
+            loaded["terminal"].finish(_written_image(result.job.path) if result.status != "failed" else None)
         if as_json:
             record = job_record(result, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
             typer.echo(json.dumps(record, ensure_ascii=False))
@@ -307,7 +281,16 @@ def generate(
         else:
             typer.echo(f"{result.job.path}\tseed={result.job.seed}\t{result.status}")
 
-    results = run_jobs(pipe, jobs, batch_size, overwrite, on_result, draw if terminal else None)
+    try:
+        results = generate_batch(
+            request, lines, output, out_dir, count, batch_size, threads, overwrite, on_result, on_loaded, draw
+        )
+    except (ModelUnavailableError, CheckpointError) as error:
+        if model is None and request.model is not None:  # the name came from --from-image's record
+            fail(f"{error} ({from_image} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+    except (PromptFileError, KeyError, IndexError, ValueError) as error:
+        fail(str(error))
     failures = sum(r.status == "failed" for r in results)
     if failures:
         if failures == len(results):

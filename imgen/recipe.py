@@ -37,7 +37,7 @@ class Recipe:
     seed: int
     sampler: SamplerConfig
     precision: str  # "fp32" or "bf16" as recorded; "auto" in a new request that names none
-    model: str | None  # the checkpoint's recorded name (a folder's name, not its path); None: the bundled default
+    model: str | None  # the checkpoint as it was given (a name in the lock, or a path); None: the bundled default
     model_sha256: str | None  # the checkpoint's digest, to tell whether `model` still is that file
 
 

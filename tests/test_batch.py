@@ -18,6 +18,7 @@ from imgen.batch import (
     PromptLine,
     auto_batch_size,
     batches_of,
+    generate_batch,
     plan_jobs,
     read_prompt_lines,
     sampling_threads,
@@ -105,6 +106,20 @@ def test_an_output_naming_a_folder_gets_the_default_names_and_other_formats_are_
         single_output(Path("y.jpg"), "x-edit-s0.png")
 
 
+def test_the_library_batch_writes_the_planned_files_and_a_second_call_skips_them(tmp_path: Path, tiny_checkpoint: Path):
+    request = request_from(None, seed=7, model=str(tiny_checkpoint), precision="fp32")
+    seen = []
+    first = generate_batch(
+        request, [PromptLine("a cat")], out_dir=tmp_path, count=2, on_loaded=lambda p, j: seen.append(j)
+    )
+    assert [r.status for r in first] == ["written", "written"] and len(seen[0]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-cat-s7.png", "a-cat-s8.png"]
+    again = generate_batch(request, [PromptLine("a cat")], out_dir=tmp_path, count=2)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+    with pytest.raises(ValueError, match="imgen writes PNG"):
+        generate_batch(request, [PromptLine("a cat")], output=str(tmp_path / "x.jpg"))
+
+
 def test_shards_cover_every_job_exactly_once():
     jobs = plan_jobs([PromptLine(f"{i} cats") for i in range(1, 12)], 0, SamplerConfig())
     parts = [shard(jobs, rank, 3) for rank in range(3)]
@@ -158,8 +173,11 @@ def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, t
 
 
 def test_from_image_names_the_image_when_its_recorded_checkpoint_is_not_here(tmp_path: Path, tiny_checkpoint: Path):
+    import shutil
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     made = tmp_path / "made.png"
-    imgen("generate", "a red circle", "-o", str(made), "--model", str(tiny_checkpoint), cwd=tmp_path)
+    imgen("generate", "a red circle", "-o", str(made), "--model", "ckpt", cwd=tmp_path)  # recorded as "ckpt"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = imgen("generate", "--from-image", str(made), "-o", "again.png", cwd=elsewhere, check=False)
@@ -167,8 +185,10 @@ def test_from_image_names_the_image_when_its_recorded_checkpoint_is_not_here(tmp
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(made) in result.stderr and "--model" in result.stderr
     assert not (elsewhere / "again.png").exists()
-    imgen("generate", "--from-image", str(made), "-o", "again.png", "--model", str(tiny_checkpoint), cwd=elsewhere)
-    assert (elsewhere / "again.png").read_bytes() == made.read_bytes()
+    imgen("generate", "--from-image", str(made), "-o", "again.png", "--model", "../ckpt", cwd=elsewhere)
+    with Image.open(made) as first, Image.open(elsewhere / "again.png") as second:
+        assert first.tobytes() == second.tobytes()
+    assert read_metadata(elsewhere / "again.png")["model"] == "../ckpt"
 
 
 def test_batches_are_cut_evenly_and_never_mix_sampler_settings():
