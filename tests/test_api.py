@@ -40,9 +40,9 @@ def test_a_recipe_read_from_a_png_regenerates_its_pixels_through_the_api(tmp_pat
               "--precision", "fp32", cwd=tmp_path)  # fmt: skip
     recipe = imgen.recipe_from_image(tmp_path / "x.png")
     assert (recipe.prompt, recipe.seed, recipe.sampler.cfg, recipe.precision) == ("two red stars", 7, 2.5, "fp32")
-    assert recipe.model == tiny_checkpoint.name and recipe.model_sha256  # a folder is recorded by its name
+    assert recipe.model == model and recipe.model_sha256  # a folder is recorded as it was given
 
-    pipe = imgen.load(model, precision=recipe.precision)
+    pipe = imgen.load(recipe.model, precision=recipe.precision)
     assert pipe.sha256 == recipe.model_sha256
     again = pipe.generate(recipe.prompt, seed=recipe.seed, sampler=recipe.sampler)[0]
     with Image.open(tmp_path / "x.png") as original:
