@@ -107,13 +107,13 @@ def read_prompt_lines(text: str, source: str = "prompts") -> list[PromptLine]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptFileError(f"{source}:{number}: 'prompt' must be a non-empty string")
         n = record.get("n", 1)
-        if not isinstance(n, int) or not 1 <= n <= 1000:
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
             raise PromptFileError(f"{source}:{number}: 'n' must be an integer from 1 to 1000")
         seed = record.get("seed")
-        if seed is not None and not isinstance(seed, int):
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise PromptFileError(f"{source}:{number}: 'seed' must be an integer")
         cfg = record.get("cfg")
-        if cfg is not None and not isinstance(cfg, (int, float)):
+        if cfg is not None and (not isinstance(cfg, (int, float)) or isinstance(cfg, bool)):
             raise PromptFileError(f"{source}:{number}: 'cfg' must be a number")
         name = record.get("name")
         if name is not None and (not isinstance(name, str) or "/" in name or not name.strip()):

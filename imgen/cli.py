@@ -37,6 +37,23 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from imgen import __version__
+
+        typer.echo(f"imgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    """Generate and edit images with a small token model, offline on a CPU."""
+
+
 world_app = typer.Typer(
     help="The procedural world imgen is trained and judged on.\n\n"
     'Examples:\n\n  imgen world render "three red stars above a dog" -o gt.png --seed 1\n\n'
@@ -914,7 +931,7 @@ def train_plot_command(
     except (FileNotFoundError, ValueError, OutputFolderError) as error:
         fail(str(error))
     except OSError as error:  # the write itself failed (disk full, ...)
-        fail(f"cannot write {output}: {error}")
+        fail(f"cannot write {output or 'the plot'}: {error}")
 
 
 data_app = typer.Typer(

@@ -356,3 +356,10 @@ def test_warmup_steps_is_a_flag_that_wins_over_the_config_file(
             result = CliRunner().invoke(imgen.cli.app, [*start, *extra, *flag])
             assert result.exit_code == 0, result.output
             assert runs[-1].warmup_steps == (7 if flag else expected)
+
+
+def test_version_prints_the_package_version_and_exits_0(tmp_path: Path):
+    import imgen
+
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"imgen {imgen.__version__}"
