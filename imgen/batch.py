@@ -199,11 +199,17 @@ def already_done(job: Job, size: int, model: str, sha256: str, precision: str = 
     """True when the file exists with the same metadata; False when it exists and differs; None when absent.
 
     An empty file counts as absent: it is what a power cut can leave of an
-    image being written, and it holds nothing to keep.
+    image being written, and it holds nothing to keep. The checkpoint is
+    compared by its digest, not by how it was named (`runs/x`, `./runs/x`, an
+    absolute path or a lock name all load the same file).
     """
     if not job.path.exists() or (job.path.is_file() and job.path.stat().st_size == 0):
         return None
-    return read_metadata(job.path) == expected_metadata(job, size, model, sha256, precision)
+    found = read_metadata(job.path)
+    if found is None:
+        return False
+    expected = expected_metadata(job, size, model, sha256, precision)
+    return {**found, "model": None} == {**expected, "model": None}
 
 
 def prepare_folders(jobs: Iterable[Job]) -> None:
@@ -351,15 +357,18 @@ def generate_batch(
     after an interruption finishes the batch. `batch_size` 0 is automatic.
     `on_loaded(pipe, jobs)` runs once the checkpoint is loaded, before any
     image (for warnings about the prompts); `preview` follows a single image.
-    Bad plans raise `PromptFileError` or `ValueError` before anything is
+    Bad plans raise `PromptFileError` before anything is made or
     loaded; checkpoint problems raise `imgen.api.ModelUnavailableError` or
     `imgen.checkpoints.CheckpointError`.
     """
     from imgen.api import load
     from imgen.precision import resolve_precision
 
-    precision = resolve_precision(request.precision or "auto")
-    jobs = plan_jobs(lines, request.seed, request.sampler, output, out_dir, count)
+    try:
+        precision = resolve_precision(request.precision or "auto")
+        jobs = plan_jobs(lines, request.seed, request.sampler, output, out_dir, count)
+    except (KeyError, IndexError, ValueError) as error:  # a bad plan, said before anything is made or loaded
+        raise PromptFileError(str(error)) from None
     prepare_folders(jobs)
     jobs = shard(jobs, *distributed_rank())
     pipe = load(request.model, threads=sampling_threads(threads, batch_size, len(jobs)), precision=precision)

@@ -273,6 +273,7 @@ def generate(
     except PromptFileError as error:
         fail(str(error))
     loaded: dict = {}  # the pipeline and the terminal preview, once the checkpoint is loaded
+    wants_preview = preview and TerminalPreview.wanted()
 
     def on_loaded(pipe, jobs) -> None:
         loaded["pipe"] = pipe
@@ -280,7 +281,7 @@ def generate(
             warn(f"{from_image} was made with another checkpoint; the image will differ")
         for line in lines:
             _warn_about_prompt(pipe, line.prompt)
-        if preview and len(jobs) == 1 and TerminalPreview.wanted():
+        if wants_preview and len(jobs) == 1:
             loaded["terminal"] = TerminalPreview()
 
     def draw(phase: str, step: int, total: int, images: list) -> None:
@@ -301,13 +302,14 @@ def generate(
 
     try:
         results = generate_batch(
-            request, lines, output, out_dir, count, batch_size, threads, overwrite, on_result, on_loaded, draw
-        )
+            request, lines, output, out_dir, count, batch_size, threads, overwrite, on_result, on_loaded,
+            draw if wants_preview else None,  # no decoded previews nobody sees
+        )  # fmt: skip
     except (ModelUnavailableError, CheckpointError) as error:
         if model is None and request.model is not None:  # the name came from --from-image's record
             fail(f"{error} ({from_image} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
-    except (PromptFileError, KeyError, IndexError, ValueError) as error:
+    except PromptFileError as error:
         fail(str(error))
     failures = sum(r.status == "failed" for r in results)
     if failures:
@@ -316,7 +318,7 @@ def generate(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _single_output(output: Path | None, default_name: str) -> Path:
+def _single_output(output: str | None, default_name: str) -> Path:
     """The file an edit or restyle writes: `default_name` here, or in the folder -o names, or -o as a PNG."""
     from imgen.outputs import single_output
 
@@ -431,7 +433,7 @@ def edit_command(
         typer.Option(help="White = regenerate, black = keep; RGBA: transparent = regenerate. Default: IMAGE's alpha."),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="PNG path or folder (default IMAGE-edit-sSEED.png here).")
+        str | None, typer.Option("-o", "--output", help="PNG path or folder (default IMAGE-edit-sSEED.png here).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the edit.")] = 0,
     grow: Annotated[int, typer.Option(help="Also free the tokens this many px around the mask.", min=0)] = 0,
@@ -505,7 +507,7 @@ def restyle_command(
     reference: Annotated[Path, typer.Argument(help="The image whose layout to keep (any image).")],
     prompt: Annotated[str, typer.Argument(help="What it should become, e.g. 'in pixel art style' or colours.")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="PNG path or folder (default REF-restyle-sSEED.png here).")
+        str | None, typer.Option("-o", "--output", help="PNG path or folder (default REF-restyle-sSEED.png here).")
     ] = None,
     strength: Annotated[
         float, typer.Option(help="0 = nearly the reference, 1 = only the prompt.", min=0.0, max=1.0)

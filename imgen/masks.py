@@ -341,6 +341,23 @@ def resize_rgb(array: np.ndarray, size: int) -> np.ndarray:
 TOKENIZER_TINT = 24  # colour levels: a larger original-minus-generated step is new content, not tokenizer error
 
 
+def content_threshold(step: np.ndarray, inside: np.ndarray) -> float:
+    """The original-minus-generated step (H, W) above which a kept pixel shows new content, not tokenizer tint.
+
+    `TOKENIZER_TINT`, or twice the median step along the mask's border if
+    that is larger: on a photo the tokenizer's error alone can pass 24
+    levels all along the border, and the field must then still be pinned
+    there (a new object crosses only a part of the border).
+    """
+    ring = np.zeros_like(inside)
+    ring[1:] |= inside[:-1]
+    ring[:-1] |= inside[1:]
+    ring[:, 1:] |= inside[:, :-1]
+    ring[:, :-1] |= inside[:, 1:]
+    ring &= ~inside
+    return max(float(TOKENIZER_TINT), 2.0 * float(np.median(step[ring]))) if ring.any() else float(TOKENIZER_TINT)
+
+
 def composite(
     original: Image.Image,
     generated: np.ndarray,
@@ -355,7 +372,7 @@ def composite(
     are copied, never recomputed, so they are byte-identical by construction.
     With `seamless`, the generated pixels are first shifted by a smooth field
     that makes them meet the kept pixels along the border (`imgen.seam`). The
-    field is pinned only where the two differ by at most `TOKENIZER_TINT`:
+    field is pinned only where the two differ by tint (`content_threshold`):
     where the generator drew something new across the border (an object larger
     than the mask, as it often draws), the difference is content, and matching
     it would wash the new object out towards the old background (the edit
@@ -374,7 +391,8 @@ def composite(
     if seamless:  # weighted by opacity: a transparent neighbour has no colour to meet
         difference = region[..., :3].astype(np.float32) - new
         difference = difference if opacity is None else difference * opacity
-        drawn_over = np.abs(difference).max(-1) > TOKENIZER_TINT  # kept pixels where new content was drawn
+        step = np.abs(difference).max(-1)
+        drawn_over = step > content_threshold(step, inside)  # kept pixels where new content was drawn
         new = new + border_correction(difference, inside | drawn_over)
     weight = weights[y0:y1, x0:x1, None].astype(np.float32)
     if opacity is not None:

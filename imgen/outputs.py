@@ -57,18 +57,28 @@ class NotPngError(ValueError):
     """An output path whose suffix says another format than the PNG imgen writes."""
 
 
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".jxl", ".ppm"}
+)
+
+
 def png_path(path: Path) -> Path:
-    """`path` with ".png" added when it has no suffix; another suffix than .png is a `NotPngError`."""
-    if path.suffix == "":
-        return path.with_name(path.name + ".png")
-    if path.suffix.lower() != ".png":
+    """`path` as a PNG file name: kept if it ends in .png, refused (`NotPngError`) if it names another image
+    format, else ".png" is added ("cat v1.0" becomes "cat v1.0.png")."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return path
+    if suffix in OTHER_IMAGE_SUFFIXES:
         raise NotPngError(f"{path}: imgen writes PNG files (with their recipe); name the output .png")
-    return path
+    return path.with_name(path.name + ".png")
 
 
-def single_output(path: Path, default_name: str) -> Path:
-    """Where `-o PATH` puts one image: inside PATH under `default_name` if PATH is a folder, else PATH as a PNG."""
-    return path / default_name if path.is_dir() else png_path(path)
+def single_output(path: str | Path, default_name: str) -> Path:
+    """Where `-o PATH` puts one image: inside PATH under `default_name` if PATH is a folder (one that exists, or
+    any path ending in "/"), else PATH as a PNG."""
+    if str(path).endswith(("/", os.sep)) or Path(path).is_dir():
+        return Path(path) / default_name
+    return png_path(Path(path))
 
 
 def parameters_text(prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str) -> str:

@@ -202,8 +202,18 @@ def packaged_entry(name: str = DEFAULT) -> LockedCheckpoint | None:
 
 
 def bundled_entry(lock: WeightsLock, name: str = DEFAULT) -> LockedCheckpoint | None:
-    """What the bundled checkpoint is checked against: its entry in `lock`, else the package's own, else None."""
-    return lock.checkpoints.get(name) or packaged_entry(name)
+    """What the bundled checkpoint is checked against: the package's own entry, else its entry in `lock`, else None.
+
+    The package's entry wins: it ships with the files it describes, while a
+    user's lock may hold an entry written for an older install.
+    """
+    return packaged_entry(name) or lock.checkpoints.get(name)
+
+
+def _write_packaged(entry: LockedCheckpoint) -> None:
+    """Record a bundled checkpoint's entry in the package's own lock too."""
+    shipped = read_lock(package_lock_path())
+    write_lock(replace(shipped, checkpoints={**shipped.checkpoints, entry.name: entry}))
 
 
 def cache_root() -> Path:
@@ -448,10 +458,9 @@ def list_checkpoints(lock_path: str | os.PathLike[str] | None = None, full: bool
     also hashes every file (for `verify`).
     """
     lock = read_lock(lock_path)
-    statuses = [_status(entry, full) for entry in lock.checkpoints.values()]
-    if DEFAULT not in lock.checkpoints:
-        packaged = packaged_entry()
-        statuses.insert(0, _status(packaged, full) if packaged else _unlocked_default_status())
+    statuses = [_status(entry, full) for name, entry in lock.checkpoints.items() if name != DEFAULT]
+    bundled = bundled_entry(lock)
+    statuses.insert(0, _status(bundled, full) if bundled else _unlocked_default_status())
     return sorted(statuses, key=lambda status: (status.name != DEFAULT, status.name))
 
 
@@ -706,8 +715,8 @@ def resolve_model(
             lock.get(name_or_path)  # raises UnknownCheckpointError listing the known names
         raise WeightsUnavailableError(f"no checkpoint at {path}: give a checkpoint folder or a name from weights.lock")
     folder = path.parent if path.is_file() else path
-    packaged = [] if DEFAULT in lock.checkpoints else [e for e in [packaged_entry()] if e is not None]
-    for entry in [*lock.checkpoints.values(), *packaged]:
+    bundled = [entry for entry in [bundled_entry(lock)] if entry is not None]
+    for entry in [*bundled, *(entry for name, entry in lock.checkpoints.items() if name != DEFAULT)]:
         if _same_folder(folder, checkpoint_folder(entry)):
             return _resolve_entry(entry, False, lock)
     return _checked_folder(folder)
@@ -810,8 +819,7 @@ def add(
 
     if bundled:
         entry = pin(tuple(_describe(folder / f, license, repo_id, revision) for f in CHECKPOINT_FILES), "package")
-        shipped = read_lock(package_lock_path())
-        write_lock(replace(shipped, checkpoints={**shipped.checkpoints, name: entry}))
+        _write_packaged(entry)
         return entry
     source = "hub" if repo_id is not None else "local"
     target = cache_root() / "checkpoints" / name
@@ -940,6 +948,8 @@ def push(
     files = tuple(replace(item, repo_id=repo_id, revision=revision) for item in entry.files)
     updated = LockedCheckpoint(name=name, source="package" if entry.source == "package" else "hub", files=files)
     write_lock(replace(lock, checkpoints={**lock.checkpoints, name: updated}))
+    if updated.source == "package":  # the package's own lock says the same (`packaged_entry`)
+        _write_packaged(updated)
     return updated
 
 

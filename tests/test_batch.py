@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import signal
@@ -100,6 +101,8 @@ def test_an_output_naming_a_folder_gets_the_default_names_and_other_formats_are_
         jobs = plan_jobs([PromptLine("a cat")], 3, SamplerConfig(), pattern=pattern, count=2)
         assert [job.path for job in jobs] == [Path(pattern) / "a-cat-s3.png", Path(pattern) / "a-cat-s4.png"]
     assert plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="plain")[0].path == Path("plain.png")
+    assert plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern="cat v1.0")[0].path == Path("cat v1.0.png")
+    assert single_output("fresh/", "x-edit-s0.png") == Path("fresh") / "x-edit-s0.png"
     for pattern in ("a.jpg", "{slug}.webp"):
         with pytest.raises(ValueError, match="imgen writes PNG files"):
             plan_jobs([PromptLine("a cat")], 0, SamplerConfig(), pattern=pattern)
@@ -117,7 +120,8 @@ def test_the_library_batch_writes_the_planned_files_and_a_second_call_skips_them
     )
     assert [r.status for r in first] == ["written", "written"] and len(seen[0]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-cat-s7.png", "a-cat-s8.png"]
-    again = generate_batch(request, [PromptLine("a cat")], out_dir=tmp_path, count=2)
+    respelled = dataclasses.replace(request, model=f"{tiny_checkpoint}/.")  # the same checkpoint, named otherwise
+    again = generate_batch(respelled, [PromptLine("a cat")], out_dir=tmp_path, count=2)
     assert [r.status for r in again] == ["skipped", "skipped"]
     with pytest.raises(ValueError, match="imgen writes PNG"):
         generate_batch(request, [PromptLine("a cat")], output=str(tmp_path / "x.jpg"))

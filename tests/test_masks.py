@@ -308,6 +308,17 @@ def test_seamless_composite_keeps_a_new_object_that_crosses_the_mask_border():
     assert np.abs(out[44:48, 16:48] - 250).max() <= 1  # the background still meets the kept pixels
 
 
+def test_seamless_composite_still_meets_the_kept_pixels_where_the_tint_is_larger_everywhere():
+    """On a photo the tokenizer's error alone can pass 24 levels all along the border: it is still tint."""
+    original = np.full((64, 64, 3), 200, dtype=np.uint8)
+    generated = np.full((64, 64, 3), 160, dtype=np.uint8)  # 40 levels darker everywhere
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[16:48, 16:48] = True
+    image = Image.fromarray(original)
+    out = composite(image, generated, CropBox(0, 0, 64), mask, feather_weights(mask, 0))
+    assert seam_step(image, out, mask)[0] < 0.5
+
+
 def test_border_correction_fills_a_linear_difference_exactly():
     # Linear fields are harmonic, so the fill of a ramp given on the border is the ramp itself,
     # to within half an 8-bit colour level (what rounding to uint8 hides).

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -402,6 +402,21 @@ def test_without_a_weights_lock_the_bundled_checkpoint_is_hashed_against_the_pac
             resolve_model(model)
     assert weights.list_checkpoints(full=True)[0].state == "damaged"
     assert run_cli("verify").code == 3
+
+
+def test_a_stale_default_entry_in_a_users_lock_does_not_outvote_the_packages_own(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    bundled = write_fake_checkpoint(weights.BUNDLED)
+    weights.lock_bundled()  # the package's entry, and one in the user's lock
+    write_fake_checkpoint(weights.BUNDLED, seed=1)  # an upgrade ships new files with their own package.lock
+    shipped = read_lock(weights.package_lock_path())
+    stale = read_lock().checkpoints["default"]
+    described = (weights._describe(bundled / f.filename, "Apache-2.0", None, None) for f in stale.files)
+    fresh = replace(stale, files=tuple(described))
+    weights.write_lock(replace(shipped, checkpoints={"default": fresh}))
+    assert resolve_model(None) == bundled and weights.verify("default")[0].state == "ok"
+    assert [s.state for s in weights.list_checkpoints(full=True)] == ["ok"]
 
 
 def test_an_installed_package_keeps_its_users_lock_in_the_cache_not_beside_the_package(
