@@ -31,8 +31,9 @@ scored too (`restyle_identity_*`): the figures of doing nothing.
 
 `--check` runs the same scoring on ground-truth renders of the targets instead
 of the model's outputs, pasted with the same compositing (feather, seamless)
-as an edit: every figure must then be at its best (1.0), which shows that the
-scoring and the compositing, not the model, set the ceiling.
+as an edit: every figure must then be at or next to its best (1.0; the
+feather can blend a little of the old object into the new one's edge), which
+shows that the scoring and the compositing, not the model, set the ceiling.
 """
 
 from __future__ import annotations
