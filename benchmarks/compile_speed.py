@@ -20,32 +20,9 @@ import time
 import torch
 
 from benchmarks.common import write_result
-from imgen.generator_train import GeneratorObjective, GeneratorTrainConfig, detail_rows, draw_coarse_mask
-from imgen.model import GPT_SIZES, Generator, GPTConfig
-from imgen.tokenizer.config import vq_config
-from imgen.training import autocast_context
-
-
-def make_step(objective: torch.nn.Module, model: Generator, config: GeneratorTrainConfig, gpt: GPTConfig):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    generator = torch.Generator().manual_seed(0)
-    B = config.batch_size
-    text = torch.randint(1, gpt.text_vocab, (B, config.text_len), generator=generator)
-    coarse = torch.randint(0, gpt.coarse_vocab, (B, gpt.coarse_len), generator=generator)
-    detail = torch.randint(0, gpt.detail_vocab, (B, gpt.detail_len), generator=generator)
-    masked = draw_coarse_mask(B, gpt.coarse_len, torch.Generator().manual_seed(0))
-    rows = detail_rows(B, config.detail_batch)
-
-    def step() -> float:
-        with autocast_context("cpu"):
-            coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
-            loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return float(loss)
-
-    return step
+from benchmarks.train_speed import benchmark_gpt, training_step
+from imgen.generator_train import GeneratorObjective, GeneratorTrainConfig
+from imgen.model import Generator
 
 
 def best_seconds(step, steps: int) -> float:
@@ -64,20 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     config = GeneratorTrainConfig()
-    tokenizer = vq_config("small")
-    gpt = GPTConfig(
-        text_vocab=600,
-        coarse_vocab=tokenizer.coarse_vocab,
-        detail_vocab=tokenizer.detail_vocab,
-        text_len=config.text_len,
-        **{**GPT_SIZES["small"], "n_layers": args.layers},
-    )
+    gpt = benchmark_gpt(config, "small", args.layers)
     torch.manual_seed(0)
     eager_model = Generator(gpt).train()
     compiled_model = Generator(gpt).train()
     compiled_model.load_state_dict(eager_model.state_dict())
-    eager = make_step(GeneratorObjective(eager_model), eager_model, config, gpt)
-    compiled = make_step(torch.compile(GeneratorObjective(compiled_model)), compiled_model, config, gpt)
+    eager = training_step(GeneratorObjective(eager_model), eager_model, config, gpt)
+    compiled = training_step(torch.compile(GeneratorObjective(compiled_model)), compiled_model, config, gpt)
 
     start = time.perf_counter()
     first_losses = (eager(), compiled())  # the compiled one compiles here

@@ -47,35 +47,47 @@ def _timed(step, steps: int) -> tuple[float, float]:
     return float(counter.get_total_flops()), best
 
 
-def generator_step(size: str, config: GeneratorTrainConfig):
+def benchmark_gpt(config: GeneratorTrainConfig, size: str = "small", layers: int | None = None) -> GPTConfig:
+    """The generator of `size` (with `layers` blocks if given) over the small tokenizer's codebooks."""
     tokenizer_config = vq_config("small")
-    gpt = GPTConfig(
+    shape = GPT_SIZES[size] if layers is None else {**GPT_SIZES[size], "n_layers": layers}
+    return GPTConfig(
         text_vocab=600,
         coarse_vocab=tokenizer_config.coarse_vocab,
         detail_vocab=tokenizer_config.detail_vocab,
         text_len=config.text_len,
-        **GPT_SIZES[size],
+        **shape,
     )
-    torch.manual_seed(0)
-    model = Generator(gpt).train()
-    objective = GeneratorObjective(model)
+
+
+def training_step(objective: torch.nn.Module, model: Generator, config: GeneratorTrainConfig, gpt: GPTConfig):
+    """One `imgen train generator` step (loss, backward, AdamW) on fixed random inputs; the step returns its loss."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
     B = config.batch_size
-    text = torch.randint(1, 600, (B, config.text_len))
-    coarse = torch.randint(0, gpt.coarse_vocab, (B, gpt.coarse_len))
-    detail = torch.randint(0, gpt.detail_vocab, (B, gpt.detail_len))
+    text = torch.randint(1, gpt.text_vocab, (B, config.text_len), generator=generator)
+    coarse = torch.randint(0, gpt.coarse_vocab, (B, gpt.coarse_len), generator=generator)
+    detail = torch.randint(0, gpt.detail_vocab, (B, gpt.detail_len), generator=generator)
     masked = draw_coarse_mask(B, gpt.coarse_len, torch.Generator().manual_seed(0))
     rows = detail_rows(B, config.detail_batch)
 
-    def step() -> None:
+    def step() -> float:
         with autocast_context("cpu"):  # as `imgen train` runs: bf16 where the CPU has it natively
             coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
             loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss.detach().item()
 
-    return step, sum(p.numel() for p in model.parameters())
+    return step
+
+
+def generator_step(size: str, config: GeneratorTrainConfig):
+    gpt = benchmark_gpt(config, size)
+    torch.manual_seed(0)
+    model = Generator(gpt).train()
+    return training_step(GeneratorObjective(model), model, config, gpt), sum(p.numel() for p in model.parameters())
 
 
 def tokenizer_step(size: str, config: TokenizerTrainConfig):
