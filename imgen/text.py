@@ -120,15 +120,9 @@ class PromptEncoder:
         return seen
 
     def missing_words(self, captions: Iterable[str]) -> list[str]:
-        """Words (outside quotes) of `captions` the vocabulary lacks, in order of first use, without repeats."""
-        missing: dict[str, None] = {}
-        for text in captions:
-            for piece in pre_tokenize(text):
-                if piece.startswith(CHAR_PREFIX) or piece in (QUOTE_OPEN, QUOTE_CLOSE):
-                    continue
-                if self.tokenizer.token_to_id(piece) is None:
-                    missing[piece] = None
-        return list(missing)
+        """`unknown_words` over many captions: in order of first use, without repeats (quoted characters and
+        the quote marks are always in the vocabulary)."""
+        return list(dict.fromkeys(word for text in captions for word in self.unknown_words(text)))
 
     def with_words(self, words: Iterable[str]) -> PromptEncoder:
         """This encoder with `words` added at new ids after the last one; every id it had stays the same.
