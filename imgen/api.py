@@ -49,15 +49,16 @@ def save_generator(model: Generator, prompts: PromptEncoder, path: Path, extra: 
     from imgen.checkpoints import save_checkpoint
 
     metadata = {
-        "kind": "imgen-generator",
-        "format_version": "1",
+        **(extra or {}),  # first, so a stray key can never overwrite what the file's loader relies on
+        "kind": GENERATOR_KIND,
+        "format_version": GENERATOR_FORMAT_VERSION,
         "config": model.config.to_json(),
         "text_tokenizer": prompts.to_json(),
-        **(extra or {}),
     }
     save_checkpoint(path, {k: v.detach() for k, v in model.state_dict().items()}, metadata)
 
 
+GENERATOR_KIND = "imgen-generator"
 GENERATOR_FORMAT_VERSION = "1"
 UNDRAWN_GREY = 0.5  # how coarse previews paint cells the sampler has not drawn yet (on the [0, 1] scale)
 
@@ -71,7 +72,7 @@ def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]
     line: a file from a newer imgen must not end in a traceback.
     """
     tensors, metadata = load_checkpoint(path)
-    if metadata.get("kind") != "imgen-generator":
+    if metadata.get("kind") != GENERATOR_KIND:
         raise CheckpointError(f"{path}: not an imgen generator checkpoint (kind={metadata.get('kind')!r})")
     version = metadata.get("format_version")
     if version != GENERATOR_FORMAT_VERSION:
@@ -95,7 +96,13 @@ def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]
 
 
 def check_pair(tokenizer: VQTokenizer, generator: Generator, folder: Path) -> None:
-    """Refuse a tokenizer and generator that were not trained together: their grids and codebooks must agree."""
+    """Refuse a tokenizer and generator whose grids or codebook sizes differ.
+
+    That catches a tokenizer of another size or geometry; it cannot catch one
+    of the same size trained apart from the generator (its token ids mean
+    other pictures), which loads and draws noise: keep the two files of a
+    checkpoint together, as `imgen train export` and the lock do.
+    """
     t, g = tokenizer.config, generator.config
     ours = (tokenizer.coarse_vocab, tokenizer.detail_vocab, t.coarse_grid, t.detail_grid)
     theirs = (g.coarse_vocab, g.detail_vocab, g.coarse_grid, g.detail_grid)
@@ -114,10 +121,12 @@ class Pipeline:
     generator: Generator
     prompts: PromptEncoder
     name: str
-    sha256: str
+    sha256: str  # the generator file's digest
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     precision: str = "fp32"
     """What the generator runs in: "fp32" or "bf16" (`imgen.precision`)."""
+    tokenizer_sha256: str | None = None
+    """The image tokenizer file's digest: a retrained decoder changes the pixels, not the generator's file."""
 
     @property
     def image_size(self) -> int:
@@ -140,14 +149,23 @@ class Pipeline:
     def decode(self, coarse: torch.Tensor, detail: torch.Tensor | None) -> list[Image.Image]:
         """Token grids -> PIL images (detail None gives the coarse preview).
 
-        Coarse cells not drawn yet (the mask id, in previews of the coarse
-        phase) are decoded as code 0 and then painted `UNDRAWN_GREY`, so a
-        preview shows which cells are still open instead of inventing them.
+        Tokens not drawn yet (the mask id or -1, in previews) are decoded as
+        the codebook's neutral entry (all-zero code; id 0 is its corner, the
+        most extreme code), and undrawn coarse cells are then painted
+        `UNDRAWN_GREY`, so a preview shows which cells are still open instead
+        of inventing them; undrawn detail rows show the coarse picture alone.
         """
         g = self.generator.config
-        undrawn = (coarse >= g.coarse_vocab).view(-1, 1, g.coarse_grid, g.coarse_grid)
-        c = torch.where(coarse < g.coarse_vocab, coarse, 0).clamp_min(0).view(-1, g.coarse_grid, g.coarse_grid)
-        d = None if detail is None else detail.clamp(0, g.detail_vocab - 1).view(-1, g.detail_grid, g.detail_grid)
+        drawn = (coarse >= 0) & (coarse < g.coarse_vocab)
+        undrawn = (~drawn).view(-1, 1, g.coarse_grid, g.coarse_grid)
+        c = torch.where(drawn, coarse, self.tokenizer.quantizer.coarse_fsq.centre_id).view(
+            -1, g.coarse_grid, g.coarse_grid
+        )
+        d = None
+        if detail is not None:
+            neutral = self.tokenizer.quantizer.detail_fsq.centre_id
+            d = torch.where((detail >= 0) & (detail < g.detail_vocab), detail, neutral)
+            d = d.view(-1, g.detail_grid, g.detail_grid)
         pixels = self.tokenizer.decode(c, d)  # (B, 3, H, W) in [0, 1]
         if undrawn.any():
             cover = torch.nn.functional.interpolate(undrawn.float(), size=pixels.shape[-2:], mode="nearest") > 0
@@ -181,6 +199,8 @@ class Pipeline:
             if not prompt.strip():
                 raise ValueError("the prompt is empty")
         seeds = seeds if seeds is not None else [seed + i for i in range(len(prompts))]
+        if len(seeds) != len(prompts):
+            raise ValueError(f"give one seed per prompt: {len(seeds)} seeds for {len(prompts)} prompts")
         text, null = self.text_ids(prompts)
         progress = None
         if callback is not None:
@@ -189,7 +209,7 @@ class Pipeline:
                 if phase == "coarse":
                     callback(phase, step, total, self.decode(coarse, None))
                 else:
-                    callback(phase, step, total, self.decode(coarse, detail.clamp_min(0)))
+                    callback(phase, step, total, self.decode(coarse, detail))
 
         config = sampler or self.sampler
         if progress is None:  # a batch without a preview runs as one shard per core (`imgen.shards`)
@@ -243,4 +263,5 @@ def load(model: str | Path | None = None, threads: int | None = None, precision:
         name=name,
         sha256=digest,
         precision=chosen,
+        tokenizer_sha256=file_sha256(folder / TOKENIZER_FILE),
     )

@@ -191,24 +191,32 @@ def distributed_rank() -> tuple[int, int]:
         return 0, 1
 
 
-def expected_metadata(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> dict:
-    return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256, precision)
+def expected_metadata(
+    job: Job, size: int, model: str, sha256: str, precision: str = "fp32", tokenizer_sha256: str | None = None
+) -> dict:
+    return image_metadata(job.prompt, job.sampler, job.seed, size, model, sha256, precision, tokenizer_sha256)
 
 
-def already_done(job: Job, size: int, model: str, sha256: str, precision: str = "fp32") -> bool | None:
+def already_done(
+    job: Job, size: int, model: str, sha256: str, precision: str = "fp32", tokenizer_sha256: str | None = None
+) -> bool | None:
     """True when the file exists with the same metadata; False when it exists and differs; None when absent.
 
     An empty file counts as absent: it is what a power cut can leave of an
     image being written, and it holds nothing to keep. The checkpoint is
     compared by its digest, not by how it was named (`runs/x`, `./runs/x`, an
-    absolute path or a lock name all load the same file).
+    absolute path or a lock name all load the same file). An image recorded
+    before tokenizer digests were is judged by the
+    generator's digest alone.
     """
     if not job.path.exists() or (job.path.is_file() and job.path.stat().st_size == 0):
         return None
     found = read_metadata(job.path)
     if found is None:
         return False
-    expected = expected_metadata(job, size, model, sha256, precision)
+    expected = expected_metadata(job, size, model, sha256, precision, tokenizer_sha256)
+    if "tokenizer_sha256" not in found:
+        expected.pop("tokenizer_sha256", None)
     return {**found, "model": None} == {**expected, "model": None}
 
 
@@ -256,11 +264,13 @@ def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
     return groups
 
 
-def job_record(result: JobResult, size: int, model: str, sha256: str, precision: str = "fp32") -> dict:
+def job_record(
+    result: JobResult, size: int, model: str, sha256: str, precision: str = "fp32", tokenizer_sha256: str | None = None
+) -> dict:
     """The JSON line printed for one job."""
     job = result.job
     record = {"path": str(job.path), "status": result.status}
-    record.update(expected_metadata(job, size, model, sha256, precision))
+    record.update(expected_metadata(job, size, model, sha256, precision, tokenizer_sha256))
     record["seconds"] = round(result.seconds, 3)
     if result.error:
         record["error"] = result.error
@@ -301,7 +311,7 @@ def run_jobs(
 
     todo = []
     for job in jobs:
-        done = already_done(job, size, pipe.name, pipe.sha256, pipe.precision)
+        done = already_done(job, size, pipe.name, pipe.sha256, pipe.precision, pipe.tokenizer_sha256)
         if done:
             report(JobResult(job, "skipped"))
         elif done is False and not overwrite:
@@ -325,7 +335,9 @@ def run_jobs(
                     job.path,
                     overwrite=True,
                     text=png_text(job, size, pipe.name, pipe.sha256),
-                    metadata=expected_metadata(job, size, pipe.name, pipe.sha256, pipe.precision),
+                    metadata=expected_metadata(
+                        job, size, pipe.name, pipe.sha256, pipe.precision, pipe.tokenizer_sha256
+                    ),
                 )
             except OSError as error:
                 report(JobResult(job, "failed", seconds, f"cannot write {job.path}: {error.strerror or error}"))

@@ -184,8 +184,8 @@ def export_checkpoint_folder(
     exported files rebuild their models alone; loaders cast back to fp32.
     Files already in `target` are replaced only with `overwrite` (else
     `FileExistsError`), and only once every file has been written beside
-    them: a failure part-way never leaves a new tokenizer next to an old
-    generator.
+    them: a failure while writing never leaves a new tokenizer next to an
+    old generator (only a crash between the final two renames could).
     """
     src, dst = Path(source), Path(target)
     missing = [name for name in CHECKPOINT_FILES if not (src / name).is_file()]
@@ -203,8 +203,8 @@ def export_checkpoint_folder(
         for file in files:
             tensors, metadata = load_checkpoint(file)
             save_checkpoint(staging / file.name, tensors, {**metadata, "exported_dtype": dtype}, dtype=dtype)
-        for file in files:
-            os.replace(staging / file.name, dst / file.name)
+        for file in files:  # each rename atomic and flushed; two files cannot be swapped as one
+            durable_replace(staging / file.name, dst / file.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dst

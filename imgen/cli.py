@@ -277,7 +277,9 @@ def generate(
 
     def on_loaded(pipe, jobs) -> None:
         loaded["pipe"] = pipe
-        if request.model_sha256 and request.model_sha256 != pipe.sha256:
+        if (request.model_sha256 and request.model_sha256 != pipe.sha256) or (
+            request.tokenizer_sha256 and request.tokenizer_sha256 != pipe.tokenizer_sha256
+        ):
             warn(f"{from_image} was made with another checkpoint; the image will differ")
         for line in lines:
             _warn_about_prompt(pipe, line.prompt)
@@ -293,7 +295,7 @@ def generate(
         if "terminal" in loaded:
             loaded["terminal"].finish(_written_image(result.job.path) if result.status != "failed" else None)
         if as_json:
-            record = job_record(result, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
+            record = job_record(result, pipe.image_size, pipe.name, pipe.sha256, pipe.precision, pipe.tokenizer_sha256)
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif result.status == "failed":
             warn(result.error or f"{result.job.path}: failed")
@@ -495,7 +497,9 @@ def edit_command(
         terminal.finish(result.image)
     if result.warning:
         warn(result.warning)
-    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
+    record = image_metadata(
+        prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision, pipe.tokenizer_sha256
+    )
     record.update({"task": "edit", "source": image.name, "mask": mask.name if mask else None, "grow": grow})
     record.update({"feather": feather, "seamless": seamless})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
@@ -558,7 +562,9 @@ def restyle_command(
     image = images[0]
     if terminal is not None:
         terminal.finish(image)
-    record = image_metadata(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision)
+    record = image_metadata(
+        prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256, pipe.precision, pipe.tokenizer_sha256
+    )
     record.update({"task": "restyle", "reference": reference.name, "strength": strength})
     text = parameters_text(prompt, config, seed, pipe.image_size, pipe.name, pipe.sha256)
     _write_one(image, path, overwrite, as_json, record, text, time.perf_counter() - start)
@@ -750,7 +756,7 @@ def _run_training(train, run) -> None:
     from imgen.api import ModelUnavailableError
     from imgen.checkpoints import CheckpointError, one_line
     from imgen.distributed import launched_by_torchrun, leave_worker
-    from imgen.training import TrainingInterrupted
+    from imgen.training import TrainingDiverged, TrainingInterrupted
 
     try:
         final = train(run, progress=_print_record)
@@ -759,6 +765,8 @@ def _run_training(train, run) -> None:
         if launched_by_torchrun():
             leave_worker(EXIT_INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
+    except TrainingDiverged as error:
+        fail(str(error), EXIT_PARTIAL)
     except ModelUnavailableError as error:
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
     except (ValueError, CheckpointError) as error:

@@ -49,6 +49,7 @@ from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.train_config import ConfigError, check_limits
 from imgen.training import (
     MetricsLog,
+    NonFiniteGuard,
     StopRequest,
     TimeBudget,
     TrainingInterrupted,
@@ -421,6 +422,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     last_save = last_sample = time.monotonic()
     window_start, window_samples = time.monotonic(), 0
     window = LogWindow(rank.device)
+    guard = NonFiniteGuard()
 
     def save() -> None:
         if not rank.is_main:
@@ -468,14 +470,17 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            if average is not None:
-                average.update()
+            if guard.allows(grad_norm):
+                optimizer.step()
+                if average is not None:
+                    average.update()
+                window.add(coarse_sum, detail_sum, grad_norm, n_coarse, n_detail)
+            else:
+                report({"event": "skipped", "step": step, "reason": "non-finite gradient", "skipped": guard.skipped})
             step += 1
             position += config.batch_size
             window_samples += config.batch_size
-            window.add(coarse_sum, detail_sum, grad_norm, n_coarse, n_detail)
-            if step % config.log_every == 0:
+            if step % config.log_every == 0 and window.steps:  # a window of skipped steps has no losses
                 now = time.monotonic()
                 report(
                     {

@@ -310,6 +310,30 @@ def crop_square(array: np.ndarray, box: CropBox, fill: bool | None = None) -> np
     return np.pad(part, pad, constant_values=fill)
 
 
+def token_coverage(mask: np.ndarray, grid: int) -> np.ndarray:
+    """(grid, grid) float: the fraction of each token's pixel footprint that a square mask covers."""
+    side = mask.shape[0]
+    starts = [(k * side) // grid for k in range(grid)]
+    ends = [-((-(k + 1) * side) // grid) for k in range(grid)]
+    out = np.zeros((grid, grid))
+    for i in range(grid):
+        rows = mask[starts[i] : ends[i]]
+        for j in range(grid):
+            out[i, j] = rows[:, starts[j] : ends[j]].mean()
+    return out
+
+
+def mostly_covered_tokens(mask: np.ndarray, grid: int, share: float = 0.5) -> np.ndarray:
+    """(grid, grid) bool: tokens whose footprint the mask covers by at least `share`.
+
+    Where no token is covered that much (a mask smaller than a token, a thin
+    stroke), the most covered ones are chosen instead, so a non-empty mask
+    always frees at least one token.
+    """
+    coverage = token_coverage(mask, grid)
+    return coverage >= min(share, coverage.max()) if coverage.max() > 0 else np.zeros((grid, grid), dtype=bool)
+
+
 def touched_tokens(mask: np.ndarray, grid: int) -> np.ndarray:
     """(grid, grid) bool: which tokens of a square mask's grid overlap at least one True pixel.
 
@@ -317,15 +341,7 @@ def touched_tokens(mask: np.ndarray, grid: int) -> np.ndarray:
     pixel counts when any part of it falls in that span, so a token is only
     kept fixed when the mask does not touch its footprint at all.
     """
-    side = mask.shape[0]
-    starts = [(k * side) // grid for k in range(grid)]
-    ends = [-((-(k + 1) * side) // grid) for k in range(grid)]
-    out = np.zeros((grid, grid), dtype=bool)
-    for i in range(grid):
-        rows = mask[starts[i] : ends[i]]
-        for j in range(grid):
-            out[i, j] = bool(rows[:, starts[j] : ends[j]].any())
-    return out
+    return token_coverage(mask, grid) > 0
 
 
 def resize_rgb(array: np.ndarray, size: int) -> np.ndarray:

@@ -92,12 +92,22 @@ def parameters_text(prompt: str, sampler: SamplerConfig, seed: int, size: int, m
 
 
 def image_metadata(
-    prompt: str, sampler: SamplerConfig, seed: int, size: int, model: str, sha256: str, precision: str = "fp32"
+    prompt: str,
+    sampler: SamplerConfig,
+    seed: int,
+    size: int,
+    model: str,
+    sha256: str,
+    precision: str = "fp32",
+    tokenizer_sha256: str | None = None,
 ) -> dict:
     """imgen's own JSON record: enough to regenerate the image exactly.
 
     The precision the generator ran in is recorded when it is not fp32, so
     records of fp32 images stay as they were before bf16 sampling existed.
+    `sha256` is the generator file's digest and `tokenizer_sha256` the image
+    tokenizer's: a decoder retrained under the same generator decodes the same
+    tokens to other pixels, so both decide whether an image is up to date.
     """
     record = {
         "prompt": prompt,
@@ -107,6 +117,8 @@ def image_metadata(
         "model": model,
         "model_sha256": sha256,
     }
+    if tokenizer_sha256 is not None:
+        record["tokenizer_sha256"] = tokenizer_sha256
     if precision != "fp32":
         record["precision"] = precision
     return record

@@ -39,6 +39,7 @@ class Recipe:
     precision: str  # "fp32" or "bf16" as recorded; "auto" in a new request that names none
     model: str | None  # the checkpoint as it was given (a name in the lock, or a path); None: the bundled default
     model_sha256: str | None  # the checkpoint's digest, to tell whether `model` still is that file
+    tokenizer_sha256: str | None = None  # its image tokenizer's (None in images made before it was recorded)
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
@@ -95,6 +96,7 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
     seed = record.get("seed", 0)
     expected = {"prompt": (record.get("prompt"), str), "seed": (seed, int), "model": (model, str)}
     expected |= {"precision": (record.get("precision", "fp32"), str), "model_sha256": (record.get("model_sha256"), str)}
+    expected |= {"tokenizer_sha256": (record.get("tokenizer_sha256"), str)}
     for field, (value, kind) in expected.items():
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             raise NotAnImgenImage(f"{path}: its recorded {field} is {value!r}, not a {kind.__name__}")
@@ -105,6 +107,7 @@ def recipe_from_image(path: str | os.PathLike) -> Recipe:
         precision=record.get("precision", "fp32"),
         model=None if model in (None, "default") else model,
         model_sha256=record.get("model_sha256"),
+        tokenizer_sha256=record.get("tokenizer_sha256"),
     )
 
 
@@ -121,7 +124,7 @@ def request_from(
 
     `recipe` is an earlier image's (`generate --from-image`) or None. Options
     left None keep the recipe's value, so `--from-image a.png --seed 5` makes
-    a.png's picture with another seed. The recipe's checkpoint digest is kept,
+    a.png's picture with another seed. The recipe's checkpoint digests are kept,
     for the caller to warn when the checkpoint it loads is another one. An
     unknown sampler mode is a `ValueError`.
     """
@@ -133,4 +136,5 @@ def request_from(
         precision=precision or base.precision,
         model=model if model is not None else base.model,
         model_sha256=base.model_sha256,
+        tokenizer_sha256=base.tokenizer_sha256,
     )

@@ -18,6 +18,10 @@
 - `StopRequest` / `TrainingInterrupted`: Ctrl-C or SIGTERM ends the current
   step, saves, and only then stops, so an interruption never loses work or
   leaves a half-updated model on disk; a second Ctrl-C stops at once.
+- `NonFiniteGuard`: a step whose gradient is NaN or infinite is skipped
+  instead of taken, and a run that keeps producing them stops without
+  saving, so one overflow never turns the weights (and then the saved
+  checkpoint) into NaN.
 - `autocast_context`: bf16 autocast only where the hardware runs it natively
   (on a CPU without avx512_bf16/AMX, bf16 is emulated and several times slower
   than fp32, so fp32 is chosen there).
@@ -100,6 +104,41 @@ class StopRequest(contextlib.AbstractContextManager):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when a run produced only non-finite gradients for a while; its last saved state is left as it was."""
+
+
+class NonFiniteGuard:
+    """Decides whether an optimizer step may be taken: only when the gradient norm is finite.
+
+    Why: `clip_grad_norm_` turns a NaN gradient into NaN updates for every
+    weight, and the next periodic save would write those over the last good
+    checkpoint and training state, so a resume would restart from NaN. A
+    skipped step loses one batch; `limit` skipped steps in a row mean the run
+    has diverged, and it stops (raising `TrainingDiverged`) without saving.
+    Under DDP every process holds the same all-reduced gradients, so all of
+    them reach the same verdict without talking to each other.
+    """
+
+    def __init__(self, limit: int = 20) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+        self.skipped = 0
+
+    def allows(self, grad_norm: torch.Tensor) -> bool:
+        if bool(torch.isfinite(grad_norm)):
+            self.in_a_row = 0
+            return True
+        self.in_a_row += 1
+        self.skipped += 1
+        if self.in_a_row >= self.limit:
+            raise TrainingDiverged(
+                f"{self.in_a_row} steps in a row had a non-finite gradient; stopped without saving "
+                "(the last saved checkpoint is kept: resume with a lower --lr)"
+            )
+        return False
 
 
 class MetricsLog:

@@ -133,3 +133,23 @@ def test_a_pipeline_is_named_as_its_checkpoint_was_given_so_its_images_name_it_a
     save_png(image, tmp_path / "x.png", metadata=record)
     assert imgen.recipe_from_image(tmp_path / "x.png").model == str(lookalike)
     assert load(None, precision="fp32").name == "default"
+
+
+def test_undrawn_detail_rows_decode_as_the_neutral_code_not_the_codebooks_corner():
+    import numpy
+    import torch
+
+    pipe = tiny_pipeline(["a cat"], text_len=8)
+    g = pipe.generator.config
+    coarse = torch.randint(0, g.coarse_vocab, (1, g.coarse_len), generator=torch.Generator().manual_seed(0))
+    undrawn = torch.full((1, g.detail_len), -1)
+    neutral = torch.full_like(undrawn, pipe.tokenizer.quantizer.detail_fsq.centre_id)
+    shown = numpy.asarray(pipe.decode(coarse, undrawn)[0])
+    assert numpy.array_equal(shown, numpy.asarray(pipe.decode(coarse, neutral)[0]))
+    assert not numpy.array_equal(shown, numpy.asarray(pipe.decode(coarse, torch.zeros_like(undrawn))[0]))
+
+
+def test_one_seed_per_prompt_or_a_clear_error():
+    pipe = tiny_pipeline(["a cat"], text_len=8)
+    with pytest.raises(ValueError, match="one seed per prompt: 1 seeds for 2 prompts"):
+        pipe.generate(["a cat", "a dog"], seeds=[1])

@@ -127,6 +127,36 @@ def test_the_library_batch_writes_the_planned_files_and_a_second_call_skips_them
         generate_batch(request, [PromptLine("a cat")], output=str(tmp_path / "x.jpg"))
 
 
+def test_a_retrained_decoder_under_the_same_generator_makes_written_images_out_of_date(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    import shutil
+
+    import torch
+
+    from imgen.checkpoints import load_tokenizer, save_tokenizer
+    from imgen.io import save_png
+
+    retrained = tmp_path / "retrained"
+    shutil.copytree(tiny_checkpoint, retrained)
+    tokenizer = load_tokenizer(retrained / "tokenizer.safetensors")
+    with torch.no_grad():  # what a decoder-only run changes: the pixels of the same token ids
+        next(p for n, p in tokenizer.named_parameters() if n.startswith("decoder")).add_(0.01)
+    save_tokenizer(tokenizer, retrained / "tokenizer.safetensors")
+    out = tmp_path / "out"
+    request = request_from(None, seed=7, model=str(tiny_checkpoint), precision="fp32")
+    written = generate_batch(request, [PromptLine("a cat")], out_dir=out)
+    assert read_metadata(written[0].job.path)["tokenizer_sha256"]
+    newer = dataclasses.replace(request, model=str(retrained))
+    assert [r.status for r in generate_batch(newer, [PromptLine("a cat")], out_dir=out)] == ["failed"]
+    assert [r.status for r in generate_batch(newer, [PromptLine("a cat")], out_dir=out, overwrite=True)] == ["written"]
+    path = written[0].job.path  # an image written before tokenizer digests were recorded: judged by the generator
+    record = read_metadata(path)
+    del record["tokenizer_sha256"]
+    save_png(Image.open(path), path, overwrite=True, metadata=record)
+    assert [r.status for r in generate_batch(request, [PromptLine("a cat")], out_dir=out)] == ["skipped"]
+
+
 def test_shards_cover_every_job_exactly_once():
     jobs = plan_jobs([PromptLine(f"{i} cats") for i in range(1, 12)], 0, SamplerConfig())
     parts = [shard(jobs, rank, 3) for rank in range(3)]

@@ -119,6 +119,17 @@ def test_tokens_outside_the_mask_are_fixed_to_the_source(pipe, monkeypatch):
     assert torch.equal(detail[0][kept], source.detail.flatten()[kept])
 
 
+def test_coarse_cells_the_mask_only_grazes_stay_fixed_so_new_objects_stay_inside_it(pipe, monkeypatch):
+    seen = _spy(monkeypatch)
+    mask = np.zeros((128, 128), dtype=bool)
+    mask[16:36, 16:36] = True  # all of coarse cell (1, 1), a quarter of its right and lower neighbours
+    edit(pipe, _photo(128, 128, 0), mask, PROMPT)
+    assert (seen["coarse_fixed"][0] == -1).nonzero().flatten().tolist() == [1 * 8 + 1]
+    assert (seen["detail_fixed"][0] == -1).view(16, 16).nonzero().tolist() == [
+        [i, j] for i in (2, 3, 4) for j in (2, 3, 4)
+    ]
+
+
 def test_grow_frees_the_tokens_around_the_mask(pipe, monkeypatch):
     seen = _spy(monkeypatch)
     mask = np.zeros((128, 128), dtype=bool)

@@ -411,3 +411,30 @@ def test_the_library_refuses_what_the_command_line_refuses_before_making_the_run
     with pytest.raises(ConfigError, match="--decoder-blocks grows a trained tokenizer"):
         train_tokenizer(TokenizerTrainConfig(out_dir=out, decoder_blocks="3,4"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_step_with_a_nan_gradient_is_skipped_and_never_reaches_the_weights(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+):
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def overflow_at_the_second_step(parameters, max_norm):
+        parameters = list(parameters)
+        calls["n"] += 1
+        if calls["n"] == 2:  # what one bf16 overflow in the forward pass leaves in the gradients
+            for p in parameters:
+                p.grad.fill_(float("nan"))
+        return real_clip(parameters, max_norm)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", overflow_at_the_second_step)
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "nan"), max_steps=4)
+    train_generator(config)
+    records = [json.loads(line) for line in (tmp_path / "nan" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("event") == "skipped"] == [1]  # the second step (0-based 1)
+    assert next(r for r in records if r.get("event") == "end")["step"] == 4
+    from imgen.checkpoints import load_checkpoint
+
+    for path in (tmp_path / "nan" / "state.safetensors", tmp_path / "nan" / "checkpoint" / GENERATOR_FILE):
+        tensors, _ = load_checkpoint(path)
+        assert all(torch.isfinite(t.float()).all() for t in tensors.values()), path

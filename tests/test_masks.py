@@ -16,8 +16,10 @@ from imgen.masks import (
     flatten,
     grow_mask,
     letterbox,
+    mostly_covered_tokens,
     resolve_mask,
     seam_step,
+    token_coverage,
     touched_tokens,
     working_image,
 )
@@ -234,6 +236,17 @@ def test_touched_tokens_follow_pixel_footprints():
     assert touched_tokens(odd, 16)[15, 15] and touched_tokens(odd, 16).sum() == 1
     odd[:, 6] = True  # pixel 6 straddles tokens 0 and 1 (6.25 px per token)
     assert touched_tokens(odd, 16)[:, :2].all()
+
+
+def test_mostly_covered_tokens_need_half_their_footprint_or_else_the_most_covered_ones():
+    mask = np.zeros((128, 128), dtype=bool)
+    mask[16:40, 16:36] = True  # cell (1, 1) whole, (2, 1) half, (1, 2) and (2, 2) a quarter or less
+    assert np.argwhere(mostly_covered_tokens(mask, 8)).tolist() == [[1, 1], [2, 1]]
+    assert token_coverage(mask, 8)[2, 1] == 0.5 and token_coverage(mask, 8)[1, 2] == 0.25
+    tiny = np.zeros((128, 128), dtype=bool)
+    tiny[30:34, 31:33] = True  # a few pixels on the corner of four cells, none covered much
+    assert np.argwhere(mostly_covered_tokens(tiny, 8)).tolist() == [[1, 1], [1, 2], [2, 1], [2, 2]]
+    assert not mostly_covered_tokens(np.zeros((128, 128), dtype=bool), 8).any()
 
 
 def test_letterbox_keeps_the_aspect_ratio():

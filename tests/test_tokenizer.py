@@ -14,6 +14,7 @@ from imgen.folder_data import FolderExamples, scan_folder
 from imgen.tokenizer import FSQ, VQ_SIZES, VQConfig, VQTokenizer
 from imgen.tokenizer.train import (
     TokenizerTrainConfig,
+    coarse_rows,
     psnr,
     reconstruction_loss,
     train_tokenizer,
@@ -77,6 +78,13 @@ def test_fsq_straight_through_gradient_reaches_the_input():
     assert (z.grad > 0).all()  # d/dz of a rising tanh, not the zero gradient of round()
 
 
+def test_the_fsq_centre_id_is_the_all_zero_code():
+    for levels in [(8, 5, 5, 5), (7, 5, 5, 5, 5), (4, 4), (2, 3)]:
+        fsq = FSQ(levels)
+        assert torch.equal(fsq.ids_to_codes(torch.tensor(fsq.centre_id)), torch.zeros(len(levels))), levels
+        assert fsq.codes_to_ids(torch.zeros(len(levels))).item() == fsq.centre_id
+
+
 def test_fsq_rejects_bad_ids_and_levels():
     fsq = FSQ((4, 4))
     with pytest.raises(ValueError):
@@ -138,6 +146,8 @@ def test_bad_inputs_raise_clear_errors():
         model.decode(torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="token ids"):
         model.decode(torch.full((1, 8, 8), model.coarse_vocab, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"uint8 on \[0, 255\] or float on \[0, 1\], not torch.int64"):
+        model.encode(torch.zeros(1, 3, 128, 128, dtype=torch.long))
 
 
 def test_config_geometry_is_validated_and_configurable():
@@ -147,6 +157,8 @@ def test_config_geometry_is_validated_and_configurable():
         VQConfig(coarse_grid=5)
     with pytest.raises(ValueError, match="unknown"):
         VQConfig.from_dict({**TINY.to_dict(), "colour": 1})
+    with pytest.raises(ValueError, match="not a multiple of patch 0"):  # a damaged header: one line, no traceback
+        VQConfig.from_dict({**TINY.to_dict(), "patch": 0})
     assert VQConfig.from_json(TINY.to_json()) == TINY
     # a finer 32x32 detail grid: no stride-2 stage after the stem
     fine = TINY.with_overrides(detail_grid=32, channels=(8,), encoder_blocks=(1,), decoder_blocks=(1,))
@@ -225,7 +237,7 @@ def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_pat
     assert records[-1]["event"] == "end" and records[-1]["step"] == 5
     assert next(r for r in records if "changed" in r)["changed"] == {"max_steps": [3, 5]}
     logged = (tmp_path / "run" / "metrics.jsonl").read_text()
-    for change in ({"seed": 1}, {"decoder_only": True}, {"batch_size": 3}):
+    for change in ({"seed": 1}, {"edge_weight": 0.5}, {"batch_size": 3}):
         with pytest.raises(ValueError, match=f"other options \\({next(iter(change))} "):
             train_tokenizer(dataclasses.replace(cfg, max_steps=6, **change))
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == logged  # refused before any step or record
@@ -309,3 +321,81 @@ def trained_tiny_model() -> VQTokenizer:
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+def test_a_run_that_keeps_overflowing_stops_without_saving_over_its_last_good_checkpoint(tmp_path, monkeypatch):
+    from imgen.training import NonFiniteGuard, TrainingDiverged
+
+    write_folder(tmp_path / "images", 6)
+    cfg = TokenizerTrainConfig(
+        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
+        max_steps=2, warmup_steps=1, log_every=1,
+    )  # fmt: skip
+    last = train_tokenizer(cfg)
+    good = {name: last.parent.joinpath(name).read_bytes() for name in ("last.safetensors", "state.safetensors")}
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def always_overflowing(parameters, max_norm):
+        parameters = list(parameters)
+        for p in parameters:
+            p.grad.fill_(float("inf"))
+        return real_clip(parameters, max_norm)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", always_overflowing)
+    limit = NonFiniteGuard().limit
+    with pytest.raises(TrainingDiverged, match=f"{limit} steps in a row"):
+        train_tokenizer(dataclasses.replace(cfg, max_steps=2 + 2 * limit))
+    for name, content in good.items():
+        assert last.parent.joinpath(name).read_bytes() == content, name
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("event") == "skipped" for r in records) == limit - 1  # the last one stops the run
+
+
+def test_the_guard_allows_finite_steps_and_counts_only_a_run_of_bad_ones():
+    from imgen.training import NonFiniteGuard, TrainingDiverged
+
+    guard = NonFiniteGuard(limit=3)
+    verdicts = [guard.allows(torch.tensor(v)) for v in (1.0, float("nan"), float("inf"), 2.0, float("nan"))]
+    assert verdicts == [True, False, False, True, False] and guard.skipped == 3
+    guard.allows(torch.tensor(float("nan")))
+    with pytest.raises(TrainingDiverged):
+        guard.allows(torch.tensor(float("-inf")))
+
+
+def test_coarse_rows_are_the_asked_share_of_the_batch_evenly_spread():
+    for fraction, expected in [(0.0, 0), (0.25, 4), (0.4, 6), (0.5, 8), (0.6, 9), (0.75, 12), (1.0, 16)]:
+        rows = coarse_rows(16, fraction)
+        assert rows.dtype == torch.bool and int(rows.sum()) == expected, fraction
+    assert coarse_rows(8, 0.5).tolist() == [False, True] * 4
+
+
+def test_decoder_only_needs_a_trained_tokenizer_to_keep(tmp_path):
+    from imgen.train_config import ConfigError
+
+    with pytest.raises(ConfigError, match="--decoder-only keeps a trained tokenizer's token ids"):
+        TokenizerTrainConfig(out_dir=str(tmp_path / "run"), decoder_only=True).check_can_start()
+
+
+def test_the_quantiser_gives_the_same_ids_under_bf16_autocast_as_in_fp32():
+    model = tiny_model()
+    width = model.config.channels[-1]
+    f = torch.randn(4, width, 16, 16, generator=torch.Generator().manual_seed(0)) * 3
+    _, _, coarse, detail = model.quantizer(f)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, _, coarse_bf16, detail_bf16 = model.quantizer(f)
+    assert torch.equal(coarse, coarse_bf16) and torch.equal(detail, detail_bf16)
+
+
+def test_init_from_a_tokenizer_run_folder_starts_from_its_latest_weights(tmp_path):
+    from imgen.checkpoints import load_tokenizer
+    from imgen.tokenizer.train import initial_tokenizer
+
+    write_folder(tmp_path / "images", 4)
+    cfg = TokenizerTrainConfig(
+        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
+        max_steps=1, warmup_steps=0, log_every=1,
+    )  # fmt: skip
+    last = train_tokenizer(cfg)
+    started = initial_tokenizer(dataclasses.replace(cfg, init=str(tmp_path / "run"), out_dir=str(tmp_path / "next")))
+    saved = load_tokenizer(last).state_dict()
+    assert all(torch.equal(value, saved[name]) for name, value in started.state_dict().items())

@@ -6,8 +6,8 @@ are errors) so a typo in a TOML override or a damaged header never silently
 falls back to a default.
 
 Geometry: a pixel-unshuffle stem of factor `patch` turns the image into a grid
-of `image_size / patch` cells; each further stage halves it with a stride-2
-convolution until it reaches `detail_grid`. So `channels` and the block counts
+of `image_size / patch` cells; each further stage halves it (pixel-unshuffle,
+then a 1x1 convolution) until it reaches `detail_grid`. So `channels` and the block counts
 have one entry per resolution, from the stem's down to the detail grid's
 (128 px, patch 4, detail 16: two stages, 32x32 and 16x16). The coarse grid is
 an area-downsampling of the detail grid, so `detail_grid` must be a multiple of
@@ -43,9 +43,9 @@ class VQConfig:
 
     def validate(self) -> None:
         """Raise ValueError with one line when the geometry does not add up."""
-        stem = self.image_size // self.patch
         if self.patch < 1 or self.image_size % self.patch:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
+        stem = self.image_size // self.patch
         if self.detail_grid < 1 or stem % self.detail_grid or not _power_of_two(stem // self.detail_grid):
             raise ValueError(
                 f"detail_grid {self.detail_grid} must be image_size/patch = {stem} divided by a power of two"

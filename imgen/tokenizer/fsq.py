@@ -52,6 +52,11 @@ class FSQ(nn.Module):
         """Number of distinct codes (the product of the levels)."""
         return math.prod(self.levels)
 
+    @property
+    def centre_id(self) -> int:
+        """The id whose code is all zeros: the neutral token (id 0 is the grid's corner, every channel -1)."""
+        return sum((level // 2) * math.prod(self.levels[:i]) for i, level in enumerate(self.levels))
+
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         """Squash `z` so that rounding yields exactly `levels[i]` integers per channel.
 

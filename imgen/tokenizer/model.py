@@ -174,12 +174,20 @@ class TwoScaleQuantizer(nn.Module):
         return self.detail_up(codes.to(self.detail_up.weight.dtype))
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """f (B, C, Gd, Gd) -> (f_c, f_d, coarse ids (B, Gc, Gc), detail ids (B, Gd, Gd))."""
-        z_c = F.avg_pool2d(self.coarse_in(f), self.pool)  # (B, dc, Gc, Gc); 1x1 proj commutes with pooling
-        codes_c, coarse_ids = self._fsq(self.coarse_fsq, z_c)
-        f_c = self.coarse_features(codes_c)  # (B, C, Gd, Gd)
-        codes_d, detail_ids = self._fsq(self.detail_fsq, self.detail_in(f - f_c))
-        return f_c, self.detail_features(codes_d), coarse_ids, detail_ids
+        """f (B, C, Gd, Gd) -> (f_c, f_d, coarse ids (B, Gc, Gc), detail ids (B, Gd, Gd)).
+
+        Runs in fp32 whatever the autocast state: the ids must be those `encode`
+        gives in eval, and under bf16 the residual `f - f_c` alone loses most of
+        its mantissa, so training would see ids no user of the tokens ever does.
+        The layers here are 1x1 convolutions and one 3x3 at the detail grid: cheap.
+        """
+        with torch.autocast(device_type=f.device.type, enabled=False):
+            f = f.to(self.coarse_in.weight.dtype)  # fp32 weights (training, eval): fp32
+            z_c = F.avg_pool2d(self.coarse_in(f), self.pool)  # (B, dc, Gc, Gc); 1x1 proj commutes with pooling
+            codes_c, coarse_ids = self._fsq(self.coarse_fsq, z_c)
+            f_c = self.coarse_features(codes_c)  # (B, C, Gd, Gd)
+            codes_d, detail_ids = self._fsq(self.detail_fsq, self.detail_in(f - f_c))
+            return f_c, self.detail_features(codes_d), coarse_ids, detail_ids
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:
@@ -188,7 +196,12 @@ def to_model_input(images: torch.Tensor) -> torch.Tensor:
         images = images.unsqueeze(0)
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if images.dtype == torch.uint8:
+        x = images.float() / 255.0
+    elif images.is_floating_point():
+        x = images.float()
+    else:  # an int64 tensor of 0-255 values would be read as 255 times too bright, without a word
+        raise TypeError(f"images must be uint8 on [0, 255] or float on [0, 1], not {images.dtype}")
     return (x * 2 - 1).contiguous(memory_format=torch.channels_last)
 
 

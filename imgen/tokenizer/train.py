@@ -38,6 +38,7 @@ from imgen.tokenizer.model import VQTokenizer
 from imgen.train_config import ConfigError, check_limits
 from imgen.training import (
     MetricsLog,
+    NonFiniteGuard,
     StopRequest,
     TimeBudget,
     TrainingInterrupted,
@@ -94,6 +95,8 @@ class TokenizerTrainConfig:
             raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
         if self.decoder_blocks and not self.init:
             raise ConfigError("--decoder-blocks grows a trained tokenizer: give it with --init")
+        if self.decoder_only and not self.init:
+            raise ConfigError("--decoder-only keeps a trained tokenizer's token ids: give it with --init")
 
 
 # ---------------------------------------------------------------- data
@@ -114,10 +117,10 @@ def open_images(cfg: TokenizerTrainConfig, size: int, log: Callable[[dict], None
 
 def coarse_rows(batch: int, fraction: float) -> torch.Tensor:
     """Global rows also decoded from the coarse grid alone: evenly strided, so every process gets its share."""
-    if fraction <= 0:
-        return torch.zeros(batch, dtype=torch.bool)
-    stride = max(1, round(1 / fraction))
-    return torch.arange(batch) % stride == 0
+    # row i is coarse where floor((i + 1) * fraction) steps up: floor(batch * fraction) rows, evenly spread
+    # (a stride of round(1 / fraction) made 0.75 every row and 0.6 half of them)
+    counts = torch.floor((torch.arange(batch + 1, dtype=torch.float64)) * fraction + 1e-9)
+    return counts[1:] > counts[:-1]
 
 
 class TokenizerObjective(torch.nn.Module):
@@ -179,7 +182,9 @@ def initial_tokenizer(cfg: TokenizerTrainConfig) -> VQTokenizer:
     from imgen.checkpoints import load_tokenizer
 
     path = Path(cfg.init)
-    if path.suffix != ".safetensors":
+    if path.is_dir() and (path / LAST_FILE).is_file():  # a tokenizer run folder: its latest weights
+        path = path / LAST_FILE
+    elif path.suffix != ".safetensors":
         from imgen.api import TOKENIZER_FILE, resolve_checkpoint
 
         path = resolve_checkpoint(cfg.init) / TOKENIZER_FILE
@@ -252,6 +257,7 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
             **({"changed": changes} if changes else {})})  # fmt: skip
     last_save = window_start = time.monotonic()
     window_images = 0
+    guard = NonFiniteGuard()
     with StopRequest() as stop:
         while step < cfg.max_steps and not any_rank(budget.expired() or stop.requested, rank):
             images = source.batch(range(position + shard.start, position + shard.stop))[0][order].to(rank.device)
@@ -271,8 +277,10 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
                 loss = loss + cfg.coarse_weight * loss_coarse * (n_coarse * rank.world_size / n_coarse_all)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, 1.0)
-            optimizer.step()
+            if guard.allows(torch.nn.utils.clip_grad_norm_(trained, 1.0)):
+                optimizer.step()
+            else:
+                report({"event": "skipped", "step": step, "reason": "non-finite gradient", "skipped": guard.skipped})
             step += 1
             window_images += cfg.batch_size
 
@@ -329,6 +337,8 @@ def evaluate_tokenizer(
     """
     from imgen.world.dataset import WorldStream
 
+    if n_scenes < 1:
+        raise ValueError(f"n_scenes must be at least 1, not {n_scenes}")
     was_training = model.training
     model.eval()
     stream = iter(WorldStream(seed=seed, split=split, size=model.config.image_size, limit=n_scenes))
