@@ -146,9 +146,9 @@ def edit(
     coarse cell the mask touches: the coarse phase decides where new objects
     go, and a cell freed for a sliver of mask lets the object reach up to a
     cell's width past the border, where compositing cuts it off (a visible
-    seam: a colour step across the border of 1.9 against 0.78 between
-    untouched neighbours, 0.43 with the half-covered rule, at the same share
-    of requested objects found; `python -m benchmarks.edit_quality`).
+    seam: a colour step across the border of 1.68 against 0.78 between
+    untouched neighbours, 0.43 with the half-covered rule, at about the same
+    share of requested objects found; `python -m benchmarks.edit_quality`).
     The decoded crop is scaled back and composited into the original with
     the original (un-grown) mask, so exactness holds by construction,
     whatever the model does. `grow` frees a ring of tokens around the mask
