@@ -74,7 +74,7 @@ DetailCfgOption = Annotated[
     float | None, typer.Option(help="Guidance scale of the detail phase (1 = off, twice as cheap). [default: 1.0]")
 ]
 TemperatureOption = Annotated[
-    float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 1.0]", min=0.0)
+    float | None, typer.Option(help="Sampling temperature of the coarse phase. [default: 0.5]", min=0.0)
 ]
 DetailTemperatureOption = Annotated[
     float | None, typer.Option(help="Sampling temperature of the detail phase. [default: 0.5]", min=0.0)
@@ -445,7 +445,7 @@ def edit_command(
     ] = True,
     resize_mask: Annotated[bool, typer.Option(help="Accept a mask of another size (scaled to the image).")] = False,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off).")] = 3.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 0.5,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,
@@ -519,7 +519,7 @@ def restyle_command(
     seed: Annotated[int, typer.Option(help="Seed of the result.")] = 0,
     keep_size: Annotated[bool, typer.Option(help="Return the reference's exact size.")] = False,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale of the coarse phase (1 = off).")] = 3.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the coarse phase.", min=0.0)] = 0.5,
     model: Annotated[str | None, typer.Option(help="Checkpoint name or folder (default: bundled).")] = None,
     precision: PrecisionOption = None,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = 1).", min=0)] = 0,

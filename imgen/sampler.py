@@ -65,7 +65,9 @@ class SamplerConfig:
 
     coarse_steps: int = 8
     cfg: float = 3.0  # guidance of the coarse phase (the detail phase has `detail_cfg`)
-    temperature: float = 1.0  # sampling temperature of the coarse phase (the detail phase has `detail_temperature`)
+    # sampling temperature of the coarse phase (the detail phase has `detail_temperature`); 0.5 drew the asked object
+    # more often than 1.0 (quick suite 0.118 against 0.095, +0.023 ± 0.010 at 16 images per prompt)
+    temperature: float = 0.5
     top_k: int = 0  # both phases
     top_p: float = 1.0  # both phases
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
