@@ -130,12 +130,15 @@ def test_coarse_only_decode_matches_the_trained_coarse_path():
     torch.testing.assert_close(full, rec_full.clamp(0, 1), atol=1e-4, rtol=0)
 
 
-def test_eval_mode_is_deterministic():
+def test_eval_mode_is_deterministic_and_an_image_encodes_alike_alone_or_in_a_batch():
     model = tiny_model()
-    images = scenes(2)
+    images = scenes(4)
     a, b = model.encode(images), model.encode(images)
     assert torch.equal(a.coarse, b.coarse) and torch.equal(a.detail, b.detail)
     assert torch.equal(model.decode(a.coarse, a.detail), model.decode(b.coarse, b.detail))
+    for i in range(4):  # generator training encodes batches; an edit encodes one image
+        alone = model.encode(images[i : i + 1])
+        assert torch.equal(alone.coarse[0], a.coarse[i]) and torch.equal(alone.detail[0], a.detail[i]), i
 
 
 def test_bad_inputs_raise_clear_errors():
