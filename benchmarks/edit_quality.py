@@ -42,14 +42,14 @@ import argparse
 import random
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.common import write_result
 from imgen.api import load
-from imgen.editing import DEFAULT_FEATHER, edit, restyle
+from imgen.editing import COARSE_SHARE, DEFAULT_FEATHER, edit, restyle
 from imgen.eval.judge import judge
 from imgen.masks import CropBox, composite, feather_weights, grow_mask, seam_step
 from imgen.world import vocab
@@ -180,6 +180,7 @@ def main() -> None:
         "checkpoint": "ground truth (--check)" if pipe is None else f"{pipe.name} ({pipe.sha256[:10]})",
         "precision": None if pipe is None else pipe.precision,
         "scenes": args.scenes,
+        "seed": args.seed,
         "edit_requested_found": round(sum(requested) / args.scenes, 3),
         "generate_requested_found": round(sum(generated) / args.scenes, 3) if generated else None,
         "edit_unmasked_intact": round(sum(intact) / args.scenes, 3),
@@ -194,10 +195,12 @@ def main() -> None:
         "feather": args.feather,
         "seamless": args.seamless,
         "coarse_steps": None if sampler is None else sampler.coarse_steps,
+        "sampler": None if sampler is None else asdict(sampler),
+        "coarse_share": COARSE_SHARE,  # edits free the coarse cells their mask covers at least this much
         "seconds": round(time.perf_counter() - start, 1),
     }
     name = "edit_quality_check" if args.check else "edit_quality"
-    if not args.check and (args.feather, args.seamless) != (DEFAULT_FEATHER, True):
+    if (args.feather, args.seamless) != (DEFAULT_FEATHER, True):
         name += f"_feather{args.feather}_{'seamless' if args.seamless else 'plain'}"
     if sampler is not None and args.coarse_steps is not None:
         name += f"_coarse{sampler.coarse_steps}"
