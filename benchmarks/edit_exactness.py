@@ -67,7 +67,7 @@ def tiny_pipeline() -> Pipeline:
 
 def source_image(index: int, width: int, height: int, rng: np.random.Generator) -> Image.Image:
     """A world scene stretched to the size, or a noisy gradient 'photo' where every pixel is distinct."""
-    if index % 2 == 0:
+    if (index // len(KINDS)) % 2 == 0:  # not `index % 2`: that would tie each mask kind to one kind of image
         scene = render_prompt(PROMPTS[index % len(PROMPTS)], seed=index, size=128).image
         return scene.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
     ramp = np.linspace(0, 140, width)[None, :, None] + np.linspace(0, 90, height)[:, None, None]
