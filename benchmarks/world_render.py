@@ -17,16 +17,6 @@ import time
 from benchmarks.common import write_result
 from imgen.world import heldout
 from imgen.world.examples import make_example, render_example
-from imgen.world.scene import Scene
-
-
-def drawn_violations(scene: Scene) -> list[str]:
-    """Held-out combinations among the items a scene draws: colour-shape pairs, words, object pairs."""
-    found = [f"{i.color} {i.kind}" for i in scene.items if (i.color, i.kind) in heldout.HELDOUT_COLOR_SHAPES]
-    found += [repr(i.text) for i in scene.items if i.kind == "text" and i.text and heldout.is_heldout_word(i.text)]
-    kinds = sorted({i.kind for i in scene.items if i.kind != "text"})
-    found += [f"{a} + {b}" for n, a in enumerate(kinds) for b in kinds[n + 1 :] if {a, b} in heldout.HELDOUT_PAIRS]
-    return found
 
 
 def main() -> None:
@@ -44,7 +34,9 @@ def main() -> None:
     images_per_s = args.images / seconds
 
     start = time.perf_counter()
-    violations = sum(bool(drawn_violations(make_example(2024, index, "train").scene)) for index in range(args.specs))
+    violations = sum(
+        bool(heldout.drawn_violations(make_example(2024, index, "train").scene)) for index in range(args.specs)
+    )
     spec_seconds = time.perf_counter() - start
 
     result = {

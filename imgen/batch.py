@@ -205,8 +205,8 @@ def already_done(
     An empty file counts as absent: it is what a power cut can leave of an
     image being written, and it holds nothing to keep. The checkpoint is
     compared by its digest, not by how it was named (`runs/x`, `./runs/x`, an
-    absolute path or a lock name all load the same file). An image recorded
-    before tokenizer digests were is judged by the
+    absolute path or a lock name all load the same file). An image written
+    before images recorded their tokenizer's digest is judged by the
     generator's digest alone.
     """
     if not job.path.exists() or (job.path.is_file() and job.path.stat().st_size == 0):

@@ -207,6 +207,15 @@ def write_folder(folder, n: int) -> None:
     Image.fromarray(np.zeros((40, 60, 4), dtype=np.uint8)).save(folder / "rgba.webp")
 
 
+def tiny_folder_run(tmp_path, images: int, max_steps: int, warmup_steps: int = 1) -> TokenizerTrainConfig:
+    """A tiny tokenizer run over a folder of `images` written scenes, in tmp_path/run."""
+    write_folder(tmp_path / "images", images)
+    return TokenizerTrainConfig(
+        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
+        max_steps=max_steps, warmup_steps=warmup_steps, log_every=1,
+    )  # fmt: skip
+
+
 def test_folder_batches_are_resized_resumable_and_skip_unreadable_files(tmp_path):
     write_folder(tmp_path / "images", 5)  # 7 files: 5 PNG, 1 WebP, 1 broken
     scan = scan_folder(tmp_path / "images")
@@ -219,11 +228,7 @@ def test_folder_batches_are_resized_resumable_and_skip_unreadable_files(tmp_path
 
 
 def test_training_writes_metrics_checkpoint_and_resumes_at_the_same_step(tmp_path):
-    write_folder(tmp_path / "images", 6)
-    cfg = TokenizerTrainConfig(
-        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
-        max_steps=3, warmup_steps=1, log_every=1,
-    )  # fmt: skip
+    cfg = tiny_folder_run(tmp_path, 6, max_steps=3)
     last = train_tokenizer(cfg)
     assert last.name == "last.safetensors" and last.exists()
     from imgen.checkpoints import load_tokenizer
@@ -329,11 +334,7 @@ def trained_tiny_model() -> VQTokenizer:
 def test_a_run_that_keeps_overflowing_stops_without_saving_over_its_last_good_checkpoint(tmp_path, monkeypatch):
     from imgen.training import NonFiniteGuard, TrainingDiverged
 
-    write_folder(tmp_path / "images", 6)
-    cfg = TokenizerTrainConfig(
-        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
-        max_steps=2, warmup_steps=1, log_every=1,
-    )  # fmt: skip
+    cfg = tiny_folder_run(tmp_path, 6, max_steps=2)
     last = train_tokenizer(cfg)
     good = {name: last.parent.joinpath(name).read_bytes() for name in ("last.safetensors", "state.safetensors")}
     real_clip = torch.nn.utils.clip_grad_norm_
@@ -393,11 +394,7 @@ def test_init_from_a_tokenizer_run_folder_starts_from_its_latest_weights(tmp_pat
     from imgen.checkpoints import load_tokenizer
     from imgen.tokenizer.train import initial_tokenizer
 
-    write_folder(tmp_path / "images", 4)
-    cfg = TokenizerTrainConfig(
-        size="tiny", data=str(tmp_path / "images"), out_dir=str(tmp_path / "run"), batch_size=2,
-        max_steps=1, warmup_steps=0, log_every=1,
-    )  # fmt: skip
+    cfg = tiny_folder_run(tmp_path, 4, max_steps=1, warmup_steps=0)
     last = train_tokenizer(cfg)
     started = initial_tokenizer(dataclasses.replace(cfg, init=str(tmp_path / "run"), out_dir=str(tmp_path / "next")))
     saved = load_tokenizer(last).state_dict()

@@ -197,6 +197,13 @@ def test_training_scenes_draw_no_held_out_colour_shape_and_no_colour_lost_in_the
     assert free > 50  # the rule was exercised by shapes whose colour the caption left free
 
 
+def test_drawn_held_out_combinations_are_found_in_every_held_out_scene_and_in_no_training_scene():
+    for index in range(200):
+        train, held = make_example(0, index, "train"), make_example(0, index, "heldout")
+        assert heldout.drawn_violations(train.scene) == [], (index, train.caption)
+        assert heldout.drawn_violations(held.scene), (index, held.caption)
+
+
 def test_named_sizes_survive_layout_where_they_fit():
     spec = parse("a large cat to the left of a large dog")
     sizes = [min(item.size for item in layout(spec, random.Random(seed)).items) for seed in range(100)]

@@ -7,8 +7,8 @@ falls back to a default.
 
 Geometry: a pixel-unshuffle stem of factor `patch` turns the image into a grid
 of `image_size / patch` cells; each further stage halves it (pixel-unshuffle,
-then a 1x1 convolution) until it reaches `detail_grid`. So `channels` and the block counts
-have one entry per resolution, from the stem's down to the detail grid's
+then a 1x1 convolution) until it reaches `detail_grid`. So `channels` and
+the block counts have one entry per resolution, from the stem's down to the detail grid's
 (128 px, patch 4, detail 16: two stages, 32x32 and 16x16). The coarse grid is
 an area-downsampling of the detail grid, so `detail_grid` must be a multiple of
 `coarse_grid`.

@@ -116,10 +116,10 @@ def open_images(cfg: TokenizerTrainConfig, size: int, log: Callable[[dict], None
 
 
 def coarse_rows(batch: int, fraction: float) -> torch.Tensor:
-    """Global rows also decoded from the coarse grid alone: evenly strided, so every process gets its share."""
+    """Global rows also decoded from the coarse grid alone: evenly spread, so every process gets its share."""
     # row i is coarse where floor((i + 1) * fraction) steps up: floor(batch * fraction) rows, evenly spread
     # (a stride of round(1 / fraction) made 0.75 every row and 0.6 half of them)
-    counts = torch.floor((torch.arange(batch + 1, dtype=torch.float64)) * fraction + 1e-9)
+    counts = torch.floor(torch.arange(batch + 1, dtype=torch.float64) * fraction + 1e-9)
     return counts[1:] > counts[:-1]
 
 

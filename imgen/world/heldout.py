@@ -9,12 +9,14 @@ evaluation, so the benchmark measures composition, not memory:
   and with look-alike letters of the other scripts taken as the same);
 - object pairs: certain two kinds never appear together in one scene.
 
-`violations` is the single check; the training sampler rejects any spec with a
-violation, and a test samples many training scenes to prove it.
+`violations` is the single check on a spec; the training sampler rejects any
+spec with a violation, and a test samples many training scenes to prove it.
+`drawn_violations` applies it to what a laid-out scene draws.
 """
 
 from __future__ import annotations
 
+from imgen.world.scene import Scene
 from imgen.world.spec import SceneSpec
 
 HELDOUT_COLOR_SHAPES: frozenset[tuple[str, str]] = frozenset(
@@ -72,16 +74,29 @@ def is_heldout_word(text: str) -> bool:
 
 def violations(spec: SceneSpec) -> list[str]:
     """Every held-out combination present in `spec`, described in words (empty when none)."""
-    found = []
-    for group in spec.groups:
-        if group.color and (group.color, group.kind) in HELDOUT_COLOR_SHAPES:
-            found.append(f"colour-shape pair {group.color} {group.kind}")
-    for block in spec.texts:
-        if is_heldout_word(block.text):
-            found.append(f"word {block.text!r}")
-    kinds = sorted({group.kind for group in spec.groups})
-    for i, a in enumerate(kinds):
-        for b in kinds[i + 1 :]:
+    colored = [(group.color, group.kind) for group in spec.groups if group.color]
+    return _combinations(colored, [block.text for block in spec.texts], {group.kind for group in spec.groups})
+
+
+def drawn_violations(scene: Scene) -> list[str]:
+    """The same check on what a laid-out scene draws, colours the layout chose included.
+
+    A training spec is redrawn until `violations` is empty, so only this
+    check can still find a held-out pair among the items: an uncoloured
+    "a star" whose layout picked a reserved colour.
+    """
+    things = [item for item in scene.items if item.kind != "text"]
+    colored = [(item.color, item.kind) for item in things if item.color]
+    words = [item.text for item in scene.items if item.kind == "text" and item.text]
+    return _combinations(colored, words, {item.kind for item in things})
+
+
+def _combinations(colored: list[tuple[str, str]], words: list[str], kinds: set[str]) -> list[str]:
+    found = [f"colour-shape pair {color} {kind}" for color, kind in colored if (color, kind) in HELDOUT_COLOR_SHAPES]
+    found += [f"word {text!r}" for text in words if is_heldout_word(text)]
+    ordered = sorted(kinds)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 :]:
             if frozenset((a, b)) in HELDOUT_PAIRS:
                 found.append(f"object pair {a} + {b}")
     return found
