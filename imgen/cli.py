@@ -899,6 +899,9 @@ def train_generator_command(
     sample_minutes: Annotated[float, typer.Option(help="Save a grid of samples every this many minutes.")] = 10.0,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="Compile the training step (torch.compile; needs a C++ compiler).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Train the generator; resumes from OUT if a run is there. Ctrl-C saves, then stops.

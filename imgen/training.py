@@ -257,10 +257,10 @@ def read_training_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return read_header(path)
 
 
-# Options a resumed run may change freely: how long it runs, how it reports, where its folder now is.
+# Options a resumed run may change freely: how long it runs, how it reports, where its folder now is, how it is run.
 RESUME_FREE_OPTIONS = frozenset(
     {"max_minutes", "threads", "log_every", "sample_minutes", "sample_prompts", "checkpoint_minutes",
-     "ckpt_every_minutes", "out_dir"}
+     "ckpt_every_minutes", "out_dir", "compile"}
 )  # fmt: skip
 # Options that reshape the learning-rate schedule from the resumed step on: allowed (to lengthen a run), reported.
 RESUME_SCHEDULE_OPTIONS = frozenset({"max_steps", "lr", "warmup_steps", "schedule", "decay_steps", "ema"})
