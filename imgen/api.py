@@ -32,6 +32,7 @@ from imgen.sampler import SamplerConfig, sample_tokens
 from imgen.shards import run_sharded
 from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
 
 BUNDLED = Path(__file__).parent / "weights" / "default"
 TOKENIZER_FILE, GENERATOR_FILE = CHECKPOINT_FILES
@@ -95,13 +96,18 @@ def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]
     return model.eval(), prompts, metadata
 
 
-def check_pair(tokenizer: VQTokenizer, generator: Generator, folder: Path) -> None:
-    """Refuse a tokenizer and generator whose grids or codebook sizes differ.
+def check_pair(
+    tokenizer: VQTokenizer, generator: Generator, folder: Path, generator_header: dict[str, str] | None = None
+) -> None:
+    """Refuse a tokenizer and generator that do not belong together.
 
-    That catches a tokenizer of another size or geometry; it cannot catch one
-    of the same size trained apart from the generator (its token ids mean
-    other pictures), which loads and draws noise: keep the two files of a
-    checkpoint together, as `imgen train export` and the lock do.
+    Grids or codebook sizes that differ are a tokenizer of another size or
+    geometry. A generator also records the fingerprint of the token ids it
+    was trained on (`imgen.tokenizer.token_ids`); a tokenizer of the same size
+    trained apart gives other ids for the same pictures, and would load and
+    draw noise. A tokenizer whose decoder alone was trained again keeps its
+    ids, and pairs. Generators saved before the fingerprint existed are
+    checked by size alone.
     """
     t, g = tokenizer.config, generator.config
     ours = (tokenizer.coarse_vocab, tokenizer.detail_vocab, t.coarse_grid, t.detail_grid)
@@ -110,6 +116,12 @@ def check_pair(tokenizer: VQTokenizer, generator: Generator, folder: Path) -> No
         raise CheckpointError(
             f"{folder}: the tokenizer (codebooks {ours[0]}/{ours[1]}, grids {ours[2]}/{ours[3]}) does not match "
             f"the generator (codebooks {theirs[0]}/{theirs[1]}, grids {theirs[2]}/{theirs[3]})"
+        )
+    recorded = (generator_header or {}).get(TOKEN_IDS_KEY)
+    if recorded and recorded != token_id_fingerprint(tokenizer):
+        raise CheckpointError(
+            f"{folder}: the tokenizer is not the one the generator was trained with (its token ids differ); "
+            "keep the two files of a checkpoint together"
         )
 
 
@@ -248,8 +260,8 @@ def load(model: str | Path | None = None, threads: int | None = None, precision:
         torch.set_num_threads(threads)
     folder = resolve_checkpoint(model)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE).eval()
-    generator, prompts, _ = load_generator(folder / GENERATOR_FILE)
-    check_pair(tokenizer, generator, folder)
+    generator, prompts, header = load_generator(folder / GENERATOR_FILE)
+    check_pair(tokenizer, generator, folder, header)
     from imgen.weights import file_sha256
 
     digest = file_sha256(folder / GENERATOR_FILE)

@@ -46,6 +46,7 @@ from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.growth import add_prompt_words, deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
 from imgen.train_config import ConfigError, check_limits
 from imgen.training import (
     MetricsLog,
@@ -411,6 +412,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     average = WeightAverage(model, config.ema, start_average) if config.ema > 0 else None
     saved_model = average.model if average is not None else model
     saved_header = {"weights": AVERAGE_MARK, "ema": str(config.ema)} if average is not None else {}
+    saved_header[TOKEN_IDS_KEY] = token_id_fingerprint(tokenizer)  # what `imgen.api.check_pair` pairs it with
     started = {"event": "resume" if resuming else "start", "step": step, "samples": position}
     report({**started, "processes": rank.world_size, **({"changed": changes} if changes else {})})
 

@@ -13,6 +13,7 @@ import torch
 
 from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint, save_tokenizer
 from imgen.tokenizer import VQ_SIZES, VQConfig, VQTokenizer
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY
 from imgen.training import load_training_state, save_training_state
 from tests.tiny_checkpoint import with_generator_header
 
@@ -275,6 +276,39 @@ def test_a_tokenizer_from_another_checkpoint_is_refused(tiny_checkpoint, tmp_pat
     with pytest.raises(CheckpointError, match="does not match the generator"):
         load(mixed, precision="fp32")
     load(tiny_checkpoint, precision="fp32")  # the pair it was saved with loads
+
+
+def test_a_tokenizer_of_the_same_size_trained_apart_is_refused_and_one_with_a_retrained_decoder_pairs(
+    tiny_checkpoint, tmp_path
+):
+    from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, load
+    from imgen.checkpoints import export_checkpoint_folder
+
+    def folder_with(name: str, tokenizer: VQTokenizer, generator_folder: Path = tiny_checkpoint) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / GENERATOR_FILE).write_bytes((generator_folder / GENERATOR_FILE).read_bytes())
+        save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
+        return folder
+
+    torch.manual_seed(1)
+    apart = VQTokenizer(VQ_SIZES["tiny"])  # the same sizes, other weights: other ids for the same pictures
+    with pytest.raises(CheckpointError, match="not the one the generator was trained with") as caught:
+        load(folder_with("apart", apart), precision="fp32")
+    assert "\n" not in str(caught.value)
+
+    retrained = load_tokenizer(tiny_checkpoint / TOKENIZER_FILE)
+    with torch.no_grad():  # what a decoder-only run changes: the pictures the ids decode to, not the ids
+        for param in retrained.decoder.parameters():
+            param.add_(0.01)
+    load(folder_with("decoder", retrained), precision="fp32")
+    load(export_checkpoint_folder(tiny_checkpoint, tmp_path / "fp16"), precision="fp32")  # 16-bit export pairs
+
+    def without_fingerprint(metadata: dict) -> dict:
+        return {k: v for k, v in metadata.items() if k != TOKEN_IDS_KEY}
+
+    unrecorded = with_generator_header(tiny_checkpoint, tmp_path / "old", without_fingerprint)
+    load(folder_with("old-apart", apart, unrecorded), precision="fp32")  # saved before the fingerprint: sizes alone
 
 
 def test_an_export_that_fails_part_way_leaves_the_old_checkpoint_whole(tiny_checkpoint, tmp_path, monkeypatch):

@@ -144,6 +144,15 @@ def test_an_interrupted_run_resumes_with_the_losses_of_an_unbroken_one(tmp_path:
         assert resumed[step] == pytest.approx(unbroken[step], rel=1e-5), step
 
 
+def test_a_trained_generator_records_the_token_ids_it_was_trained_on(tmp_path: Path, tiny_checkpoint: Path):
+    from imgen.checkpoints import load_tokenizer, read_header
+    from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
+
+    run = train_generator(dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), max_steps=1))
+    recorded = read_header(run / GENERATOR_FILE)[TOKEN_IDS_KEY]
+    assert recorded == token_id_fingerprint(load_tokenizer(tiny_checkpoint / "tokenizer.safetensors"))
+
+
 def test_a_compiled_run_follows_the_losses_of_an_eager_one_and_resumes_without_compiling(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -15,6 +15,7 @@ from imgen.sampler import SamplerConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.tokenizer.config import VQ_SIZES
 from imgen.tokenizer.model import VQTokenizer
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
 from imgen.world.captions import caption
 from imgen.world.sampling import random_spec
 
@@ -51,7 +52,8 @@ def write_tiny_checkpoint(folder: Path) -> Path:
     captions = [caption(random_spec(rng), rng) for _ in range(200)]
     tokenizer, prompts, generator = tiny_models(captions, text_len=24)
     save_tokenizer(tokenizer, folder / TOKENIZER_FILE)
-    save_generator(generator, prompts, folder / GENERATOR_FILE)
+    # as training records it: the token ids the generator was trained on
+    save_generator(generator, prompts, folder / GENERATOR_FILE, {TOKEN_IDS_KEY: token_id_fingerprint(tokenizer)})
     return folder
 
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 import torch
 
 from imgen.tokenizer.model import VQTokenizer
+from imgen.tokenizer.token_ids import token_id_modules
 
 
 def parse_blocks(text: str) -> tuple[int, ...]:
@@ -55,15 +56,12 @@ def deepen_decoder(model: VQTokenizer, blocks: tuple[int, ...]) -> VQTokenizer:
 
 
 def freeze_token_ids(model: VQTokenizer) -> list[torch.nn.Parameter]:
-    """Freeze what decides the token ids; return the rest, what a decoder-only run trains.
+    """Freeze what decides the token ids (`token_id_modules`); return the rest, what a decoder-only run trains.
 
-    The ids depend on the encoder, the quantiser's input projections and the
-    coarse features (`coarse_up`, `coarse_mix`): the detail grid codes the
-    residual the coarse features leave. What remains trainable is the decoder
-    and `detail_up`, which turns detail codes into features. The frozen part
-    gets no gradients, so autograd skips the encoder's backward pass entirely.
+    What remains trainable is the decoder and `detail_up`, which turns detail
+    codes into features. The frozen part gets no gradients, so autograd skips
+    the encoder's backward pass entirely.
     """
-    quantizer = model.quantizer
-    for module in (model.encoder, quantizer.coarse_in, quantizer.coarse_up, quantizer.coarse_mix, quantizer.detail_in):
+    for module in token_id_modules(model).values():
         module.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
