@@ -32,7 +32,7 @@ from imgen.sampler import SamplerConfig, sample_tokens
 from imgen.shards import run_sharded
 from imgen.text import PromptEncoder
 from imgen.tokenizer import VQTokenizer
-from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem
 
 BUNDLED = Path(__file__).parent / "weights" / "default"
 TOKENIZER_FILE, GENERATOR_FILE = CHECKPOINT_FILES
@@ -96,9 +96,7 @@ def load_generator(path: Path) -> tuple[Generator, PromptEncoder, dict[str, str]
     return model.eval(), prompts, metadata
 
 
-def check_pair(
-    tokenizer: VQTokenizer, generator: Generator, folder: Path, generator_header: dict[str, str] | None = None
-) -> None:
+def check_pair(tokenizer: VQTokenizer, generator: Generator, folder: Path, generator_header: dict[str, str]) -> None:
     """Refuse a tokenizer and generator that do not belong together.
 
     Grids or codebook sizes that differ are a tokenizer of another size or
@@ -117,12 +115,9 @@ def check_pair(
             f"{folder}: the tokenizer (codebooks {ours[0]}/{ours[1]}, grids {ours[2]}/{ours[3]}) does not match "
             f"the generator (codebooks {theirs[0]}/{theirs[1]}, grids {theirs[2]}/{theirs[3]})"
         )
-    recorded = (generator_header or {}).get(TOKEN_IDS_KEY)
-    if recorded and recorded != token_id_fingerprint(tokenizer):
-        raise CheckpointError(
-            f"{folder}: the tokenizer is not the one the generator was trained with (its token ids differ); "
-            "keep the two files of a checkpoint together"
-        )
+    problem = pairing_problem(tokenizer, generator_header.get(TOKEN_IDS_KEY))
+    if problem:
+        raise CheckpointError(f"{folder}: {problem}; keep the two files of a checkpoint together")
 
 
 @dataclass

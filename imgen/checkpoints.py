@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 from imgen.durable import durable_replace
 from imgen.tokenizer.config import VQConfig
 from imgen.tokenizer.model import VQTokenizer
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, refingerprint
 
 TOKENIZER_KIND = "imgen-vq"
 TOKENIZER_FORMAT_VERSION = "1"
@@ -175,6 +176,16 @@ def load_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
 CHECKPOINT_FILES = ("tokenizer.safetensors", "generator.safetensors")  # a checkpoint folder: what `imgen.api` loads
 
 
+def _exported_fingerprint(folder: Path, recorded: str, dtype: str) -> str:
+    """What an exported generator records of its tokenizer: checked first, then taken at the new precision."""
+    tokenizer = load_tokenizer(folder / CHECKPOINT_FILES[0])
+    precision = "bf16" if _CAST_DTYPES.get(dtype) is torch.bfloat16 else "fp16"
+    try:
+        return refingerprint(tokenizer, recorded, precision) or recorded
+    except ValueError as error:
+        raise CheckpointError(f"{folder}: {error}; the export would pin a mismatched pair") from None
+
+
 def export_checkpoint_folder(
     source: str | os.PathLike[str], target: str | os.PathLike[str], dtype: str = "fp16", overwrite: bool = False
 ) -> Path:
@@ -202,6 +213,8 @@ def export_checkpoint_folder(
     try:
         for file in files:
             tensors, metadata = load_checkpoint(file)
+            if TOKEN_IDS_KEY in metadata:  # the generator's record of its tokenizer, at the precision now stored
+                metadata[TOKEN_IDS_KEY] = _exported_fingerprint(src, metadata[TOKEN_IDS_KEY], dtype)
             save_checkpoint(staging / file.name, tensors, {**metadata, "exported_dtype": dtype}, dtype=dtype)
         for file in files:  # each rename atomic and flushed; two files cannot be swapped as one
             durable_replace(staging / file.name, dst / file.name)

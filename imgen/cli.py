@@ -900,7 +900,7 @@ def train_generator_command(
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 = default).")] = 0,
     compile: Annotated[
-        bool, typer.Option("--compile", help="Compile the training step (torch.compile; needs a C++ compiler).")
+        bool, typer.Option("--compile", help="Compile the training step (torch.compile; a CPU needs a C++ compiler).")
     ] = False,
     config: ConfigOption = None,
 ) -> None:

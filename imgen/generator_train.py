@@ -46,7 +46,7 @@ from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.growth import add_prompt_words, deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
-from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, token_id_fingerprint
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem, token_id_fingerprint
 from imgen.train_config import ConfigError, check_limits
 from imgen.training import (
     MetricsLog,
@@ -106,7 +106,7 @@ class GeneratorTrainConfig:
     sample_prompts: int = 8
     caption_corpus: int = 20_000  # world captions the prompt vocabulary is learnt from
     threads: int = 0
-    compile: bool = False  # torch.compile the training step (faster on a CPU; needs a C++ compiler)
+    compile: bool = False  # torch.compile the training step (needs a C++ compiler on a CPU)
 
     LIMITS: ClassVar[dict[str, tuple[float, float | None]]] = {
         "layers": (0, None), "batch_size": (1, None), "detail_batch": (1, None), "lr": (0.0, None),
@@ -138,12 +138,31 @@ class GeneratorTrainConfig:
             )
         if self.data != "world" and not Path(self.data).is_dir():
             raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
+        if self.compile:
+            compiler_problem = missing_cpp_compiler()
+            if compiler_problem:
+                raise ConfigError(f"--compile needs a working C++ compiler ({compiler_problem}); run without it")
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of `step` under this run's schedule."""
         if self.schedule == "wsd":
             return wsd_lr(step, self.max_steps, self.warmup_steps, self.decay_steps, self.lr)
         return cosine_lr(step, self.max_steps, self.warmup_steps, self.lr)
+
+
+def missing_cpp_compiler() -> str | None:
+    """Why `torch.compile` cannot build CPU kernels here (no C++ compiler), or None: asked before a run starts.
+
+    Without this check the first compiled step fails deep inside inductor,
+    after the data and models have loaded, with a long traceback.
+    """
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler  # inductor's own search: $CXX, then g++ / clang++
+
+        get_cpp_compiler()
+    except Exception as error:  # inductor raises its own types; any of them means no compiler to use
+        return " ".join(str(error).split())[:200] or type(error).__name__
+    return None
 
 
 # ---------------------------------------------------------------- data
@@ -379,7 +398,10 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
     if resuming:
         model, prompts, _ = load_generator(final / GENERATOR_FILE)
     elif init_folder is not None:
-        model, prompts, _ = load_generator(init_folder / GENERATOR_FILE)
+        model, prompts, init_header = load_generator(init_folder / GENERATOR_FILE)
+        mismatch = pairing_problem(tokenizer, init_header.get(TOKEN_IDS_KEY))
+        if mismatch:  # its weights were fitted to other ids; the new checkpoint would hide that
+            raise ValueError(f"{tokenizer_file} and --init {config.init}: {mismatch}")
         if config.layers:
             model = deepen(model, config.layers)
             report({"event": "grown", "layers": config.layers})

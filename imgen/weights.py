@@ -437,6 +437,19 @@ def checkpoint_problems(entry: LockedCheckpoint, folder: Path | None = None, ful
     return problems
 
 
+def pairing_problem_of(folder: Path) -> str | None:
+    """Why the folder's tokenizer cannot serve its generator's token ids (`imgen.tokenizer.token_ids`), or None."""
+    from imgen.checkpoints import CheckpointError, load_tokenizer, read_header
+    from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem
+
+    tokenizer_file, generator_file = CHECKPOINT_FILES
+    try:
+        recorded = read_header(folder / generator_file).get(TOKEN_IDS_KEY)
+        return pairing_problem(load_tokenizer(folder / tokenizer_file), recorded) if recorded else None
+    except CheckpointError as error:
+        return str(error)
+
+
 def folder_problems(folder: Path) -> list[str]:
     """Problems of an unlocked checkpoint folder: both files present and each a complete file of the right kind."""
     problems = []
@@ -804,6 +817,9 @@ def add(
     problems = folder_problems(folder)
     if problems:
         raise WeightsInputError(f"{folder} is not a checkpoint: {'; '.join(problems)}")
+    mismatch = pairing_problem_of(folder)
+    if mismatch:  # pinned (and later published), such a pair would fail every `imgen generate`
+        raise WeightsInputError(f"{folder}: {mismatch}")
     if bundled and not _same_folder(folder, PACKAGE_WEIGHTS / name):
         raise WeightsInputError(f"--bundled needs the package folder {PACKAGE_WEIGHTS / name}, not {folder}")
     if name == DEFAULT and not bundled:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from imgen.checkpoints import CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint, save_tokenizer
+from imgen.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_tokenizer,
+    read_header,
+    save_checkpoint,
+    save_tokenizer,
+)
 from imgen.tokenizer import VQ_SIZES, VQConfig, VQTokenizer
 from imgen.tokenizer.token_ids import TOKEN_IDS_KEY
 from imgen.training import load_training_state, save_training_state
@@ -302,7 +309,12 @@ def test_a_tokenizer_of_the_same_size_trained_apart_is_refused_and_one_with_a_re
         for param in retrained.decoder.parameters():
             param.add_(0.01)
     load(folder_with("decoder", retrained), precision="fp32")
-    load(export_checkpoint_folder(tiny_checkpoint, tmp_path / "fp16"), precision="fp32")  # 16-bit export pairs
+    for dtype in ("fp16", "bf16"):  # an export records its tokenizer at the precision it stores it in
+        exported = export_checkpoint_folder(tiny_checkpoint, tmp_path / dtype, dtype=dtype)
+        assert read_header(exported / GENERATOR_FILE)[TOKEN_IDS_KEY].startswith(f"{dtype}:")
+        load(exported, precision="fp32")
+    with pytest.raises(CheckpointError, match="would pin a mismatched pair"):
+        export_checkpoint_folder(folder_with("apart-again", apart), tmp_path / "never", dtype="bf16")
 
     def without_fingerprint(metadata: dict) -> dict:
         return {k: v for k, v in metadata.items() if k != TOKEN_IDS_KEY}

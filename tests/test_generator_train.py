@@ -153,6 +153,32 @@ def test_a_trained_generator_records_the_token_ids_it_was_trained_on(tmp_path: P
     assert recorded == token_id_fingerprint(load_tokenizer(tiny_checkpoint / "tokenizer.safetensors"))
 
 
+def test_compile_without_a_cpp_compiler_is_refused_before_the_run_starts(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, str(tmp_path / "no-such-compiler")))
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), compile=True)
+    with pytest.raises(ConfigError, match="--compile needs a working C\\+\\+ compiler"):
+        train_generator(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_with_a_tokenizer_of_other_token_ids_is_refused(tmp_path: Path, tiny_checkpoint: Path):
+    from imgen.checkpoints import save_tokenizer
+    from imgen.tokenizer import VQ_SIZES, VQTokenizer
+
+    torch.manual_seed(1)
+    save_tokenizer(VQTokenizer(VQ_SIZES["tiny"]), tmp_path / "apart.safetensors")
+    config = dataclasses.replace(
+        tiny_config(tmp_path, tiny_checkpoint, "run"), tokenizer=str(tmp_path / "apart.safetensors"),
+        init=str(tiny_checkpoint), max_steps=1,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="not the one the generator was trained with"):
+        train_generator(config)
+
+
 def test_a_compiled_run_follows_the_losses_of_an_eager_one_and_resumes_without_compiling(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from imgen.folder_data import FolderExamples, scan_folder
 from imgen.tokenizer import FSQ, VQ_SIZES, VQConfig, VQTokenizer
+from imgen.tokenizer.token_ids import token_id_fingerprint
 from imgen.tokenizer.train import (
     TokenizerTrainConfig,
     coarse_rows,
@@ -309,10 +311,33 @@ def test_decoder_only_training_keeps_the_token_ids_and_lowers_the_loss(tmp_path)
     assert torch.equal(before.coarse, after.coarse) and torch.equal(before.detail, after.detail)
     for name, value in start.encoder.state_dict().items():
         assert torch.equal(value, tuned.encoder.state_dict()[name]), name
+    assert token_id_fingerprint(tuned) == token_id_fingerprint(start)  # every generator trained on the ids pairs
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert tuned.config.decoder_blocks == (1, 2)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_the_token_id_fingerprint_covers_every_weight_the_ids_depend_on_and_no_other():
+    from imgen.tokenizer.token_ids import token_id_modules
+
+    model = trained_tiny_model()
+    images = scenes(4, seed=3)
+    grids, fingerprint = model.encode(images), token_id_fingerprint(model)
+    inside = {id(p) for module in token_id_modules(model).values() for p in module.parameters()}
+    with torch.no_grad():
+        for param in model.parameters():
+            if id(param) not in inside:
+                param.add_(0.05)
+    after = model.encode(images)  # nothing outside the fingerprinted layers moves an id
+    assert torch.equal(after.coarse, grids.coarse) and torch.equal(after.detail, grids.detail)
+    assert token_id_fingerprint(model) == fingerprint
+    for name in token_id_modules(model):  # and each fingerprinted layer counts
+        changed = copy.deepcopy(model)
+        with torch.no_grad():
+            next(token_id_modules(changed)[name].parameters()).add_(0.05)
+        assert token_id_fingerprint(changed) != fingerprint, name
+    assert token_id_fingerprint(model, "bf16").startswith("bf16:") and fingerprint.startswith("fp16:")
 
 
 def trained_tiny_model() -> VQTokenizer:

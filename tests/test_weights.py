@@ -549,6 +549,22 @@ def test_an_add_replace_whose_lock_cannot_be_written_puts_the_old_files_back(
     assert not cached("fresh").exists() or list(cached("fresh").iterdir()) == []
 
 
+def test_add_refuses_a_tokenizer_the_generator_was_not_trained_with(isolated: Path, tiny_checkpoint: Path):
+    import torch
+
+    from imgen.checkpoints import save_tokenizer
+    from imgen.tokenizer import VQ_SIZES, VQTokenizer
+
+    mixed = isolated / "mixed"
+    shutil.copytree(tiny_checkpoint, mixed)
+    torch.manual_seed(1)  # the same sizes, other weights: pinned, it would fail every generate
+    save_tokenizer(VQTokenizer(VQ_SIZES["tiny"]), mixed / TOKENIZER_FILE)
+    with pytest.raises(WeightsInputError, match="not the one the generator was trained with"):
+        add(mixed, "mixed")
+    assert "mixed" not in read_lock().checkpoints
+    add(tiny_checkpoint, "tiny")  # its own pair is pinned
+
+
 def test_add_refuses_what_is_not_a_checkpoint(isolated: Path):
     with pytest.raises(WeightsInputError, match="holds a 'imgen-generator' checkpoint"):
         add(write_fake_checkpoint(isolated / "swapped", swap_kinds=True), "swapped")

@@ -3,11 +3,18 @@
 Why: a generator is trained on the ids one tokenizer gives. A tokenizer of the
 same size trained apart gives other ids for the same pictures; paired with
 that generator it loads and draws noise, and sizes alone cannot tell. The
-fingerprint hashes only the layers the ids depend on, so a tokenizer whose
-decoder alone was trained again (`imgen train tokenizer --decoder-only`)
-keeps it, and pairs with every generator trained on its ids, while one
-trained apart does not. A generator records the fingerprint of the tokenizer
-it was trained with (`TOKEN_IDS_KEY` in its header; `imgen.api.check_pair`).
+fingerprint hashes only what the ids depend on (the quantiser's levels and the
+layers before it), so a tokenizer whose decoder alone was trained again
+(`imgen train tokenizer --decoder-only`) keeps it and pairs with every
+generator trained on its ids, while one trained apart does not. A generator
+records the fingerprint of the tokenizer it was trained with (`TOKEN_IDS_KEY`
+in its header; `imgen.api.check_pair`).
+
+The weights are hashed at the 16-bit precision checkpoints are stored in,
+named in the fingerprint ("fp16:<sha256>"): casting is idempotent, so a run's
+fp32 tokenizer and its fp16 export agree. A bf16 export rounds differently,
+so `imgen train export --dtype bf16` records the bf16 fingerprint instead
+(`refingerprint`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 from imgen.tokenizer.model import VQTokenizer
 
 TOKEN_IDS_KEY = "tokenizer_token_ids"
+_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def token_id_modules(model: VQTokenizer) -> dict[str, torch.nn.Module]:
@@ -39,20 +47,42 @@ def token_id_modules(model: VQTokenizer) -> dict[str, torch.nn.Module]:
     }
 
 
-def token_id_fingerprint(model: VQTokenizer) -> str:
-    """sha256 (hex) of the id-deciding weights and the grid geometry, as 16-bit values.
-
-    Floating-point tensors are hashed as fp16, the precision checkpoints are
-    shipped in, so a run's fp32 tokenizer and its 16-bit export agree.
-    """
+def token_id_fingerprint(model: VQTokenizer, precision: str = "fp16") -> str:
+    """The fingerprint, "PRECISION:sha256" of the quantiser's geometry and its id-deciding weights at `precision`."""
+    if precision not in _PRECISIONS:
+        raise ValueError(f"unknown fingerprint precision {precision!r}; choose one of {', '.join(_PRECISIONS)}")
     digest = hashlib.sha256()
     config = model.config
-    digest.update(f"{config.coarse_grid},{config.detail_grid},{model.coarse_vocab},{model.detail_vocab};".encode())
+    digest.update(f"{config.coarse_grid},{config.detail_grid},{config.coarse_levels},{config.detail_levels};".encode())
     for prefix, module in token_id_modules(model).items():
         for name, tensor in sorted(module.state_dict().items()):
             value = tensor.detach().cpu()
             if value.is_floating_point():
-                value = value.to(torch.float16)
+                value = value.to(_PRECISIONS[precision])
             digest.update(f"{prefix}.{name}{tuple(value.shape)};".encode())
             digest.update(value.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # logical order
-    return digest.hexdigest()
+    return f"{precision}:{digest.hexdigest()}"
+
+
+def pairing_problem(tokenizer: VQTokenizer, recorded: str | None) -> str | None:
+    """Why `tokenizer` cannot serve a generator that recorded `recorded`, or None (also when nothing is recorded)."""
+    if not recorded:  # a generator saved before imgen recorded fingerprints: sizes are all there is to check
+        return None
+    precision = recorded.split(":", 1)[0]
+    if precision not in _PRECISIONS or ":" not in recorded:
+        return f"the generator records its tokenizer in a form this imgen does not know ({recorded[:24]!r})"
+    if token_id_fingerprint(tokenizer, precision) != recorded:
+        return "the tokenizer is not the one the generator was trained with (its token ids differ)"
+    return None
+
+
+def refingerprint(tokenizer: VQTokenizer, recorded: str | None, precision: str) -> str | None:
+    """The fingerprint to record for `tokenizer` stored at `precision`, once it is checked against `recorded`.
+
+    Raises `ValueError` when the tokenizer is not the recorded one: an export
+    must not make a mismatched pair look matched.
+    """
+    problem = pairing_problem(tokenizer, recorded)
+    if problem:
+        raise ValueError(problem)
+    return token_id_fingerprint(tokenizer, precision) if recorded else None
