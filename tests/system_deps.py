@@ -1,4 +1,4 @@
-"""Skips for system packages a developer may lack but CI installs (tesseract, Noto Color Emoji).
+"""Skips for system packages a developer may lack but CI installs (tesseract, Noto Color Emoji, a C++ compiler).
 
 On a developer machine a test that needs tesseract is skipped when it is
 missing. CI installs these packages, so there a skip would hide a broken

@@ -21,12 +21,14 @@ from imgen.generator_train import (
     add_box_masks,
     detail_rows,
     draw_coarse_mask,
+    missing_cpp_compiler,
     train_generator,
 )
 from imgen.train_config import ConfigError
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
 from tests.cli_runner import ENV, imgen, run, torchrun
+from tests.system_deps import needs
 
 FAST = "log_every = 1\ncaption_corpus = 300\nsample_prompts = 0\n"
 
@@ -179,6 +181,7 @@ def test_init_with_a_tokenizer_of_other_token_ids_is_refused(tmp_path: Path, tin
         train_generator(config)
 
 
+@needs(missing_cpp_compiler())
 def test_a_compiled_run_follows_the_losses_of_an_eager_one_and_resumes_without_compiling(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ):
