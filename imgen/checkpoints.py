@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from imgen.durable import durable_replace
 from imgen.tokenizer.config import VQConfig
 from imgen.tokenizer.model import VQTokenizer
-from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, refingerprint
+from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem, token_id_fingerprint
 
 TOKENIZER_KIND = "imgen-vq"
 TOKENIZER_FORMAT_VERSION = "1"
@@ -179,11 +179,10 @@ CHECKPOINT_FILES = ("tokenizer.safetensors", "generator.safetensors")  # a check
 def _exported_fingerprint(folder: Path, recorded: str, dtype: str) -> str:
     """What an exported generator records of its tokenizer: checked first, then taken at the new precision."""
     tokenizer = load_tokenizer(folder / CHECKPOINT_FILES[0])
-    precision = "bf16" if _CAST_DTYPES.get(dtype) is torch.bfloat16 else "fp16"
-    try:
-        return refingerprint(tokenizer, recorded, precision) or recorded
-    except ValueError as error:
-        raise CheckpointError(f"{folder}: {error}; the export would pin a mismatched pair") from None
+    problem = pairing_problem(tokenizer, recorded)
+    if problem:  # an export must not make a mismatched pair look matched
+        raise CheckpointError(f"{folder}: {problem}; the export would pin a mismatched pair")
+    return token_id_fingerprint(tokenizer, "bf16" if _CAST_DTYPES.get(dtype) is torch.bfloat16 else "fp16")
 
 
 def export_checkpoint_folder(

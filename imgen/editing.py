@@ -154,8 +154,8 @@ def edit(
     whatever the model does. `grow` frees a ring of tokens around the mask
     (detail tokens, and coarse cells it covers enough): the encoder's
     receptive field lets a removed object bleed into its neighbours' tokens,
-    and freeing them lets the model redraw the
-    surroundings of the new content (only the part inside the mask is shown).
+    and freeing them lets the model redraw the surroundings of the new
+    content (only the part inside the mask is shown).
     `feather` (px) ramps the blend from the original to the generated pixels
     over that depth inside the mask, to soften the seam; it never reaches out.
     `seamless` first shifts the generated pixels by a smooth field so they meet

@@ -13,8 +13,7 @@ in its header; `imgen.api.check_pair`).
 The weights are hashed at the 16-bit precision checkpoints are stored in,
 named in the fingerprint ("fp16:<sha256>"): casting is idempotent, so a run's
 fp32 tokenizer and its fp16 export agree. A bf16 export rounds differently,
-so `imgen train export --dtype bf16` records the bf16 fingerprint instead
-(`refingerprint`).
+so `imgen train export --dtype bf16` records the bf16 fingerprint instead.
 """
 
 from __future__ import annotations
@@ -74,15 +73,3 @@ def pairing_problem(tokenizer: VQTokenizer, recorded: str | None) -> str | None:
     if token_id_fingerprint(tokenizer, precision) != recorded:
         return "the tokenizer is not the one the generator was trained with (its token ids differ)"
     return None
-
-
-def refingerprint(tokenizer: VQTokenizer, recorded: str | None, precision: str) -> str | None:
-    """The fingerprint to record for `tokenizer` stored at `precision`, once it is checked against `recorded`.
-
-    Raises `ValueError` when the tokenizer is not the recorded one: an export
-    must not make a mismatched pair look matched.
-    """
-    problem = pairing_problem(tokenizer, recorded)
-    if problem:
-        raise ValueError(problem)
-    return token_id_fingerprint(tokenizer, precision) if recorded else None
