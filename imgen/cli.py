@@ -885,6 +885,12 @@ def train_generator_command(
         float,
         typer.Option(min=0.0, max=1.0, help="Fraction of examples whose coarse mask is one rectangle, as edits make."),
     ] = 0.0,
+    restyle_pairs: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Fraction of world examples that also show the scene in another style (for restyle)."
+        ),
+    ] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     warmup_steps: WarmupOption = None,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,
@@ -918,6 +924,8 @@ def train_generator_command(
       imgen train generator --init default --layers 10 --out runs/deeper --max-minutes 90
 
       imgen train generator --init default --out runs/long --schedule wsd --ema 0.999 --max-minutes 100
+
+      imgen train generator --init default --restyle-pairs 0.25 --out runs/restyle --max-minutes 30
 
       torchrun --nproc-per-node 2 -m imgen train generator --tokenizer runs/vq/last.safetensors
     """

@@ -268,6 +268,13 @@ def restyle(
     the best-explained cells, rather than random ones, means a given strength
     spends its freedom where the prompt asks for change.
 
+    A generator trained on restyle pairs (`GPTConfig.reference_input`) is
+    instead shown the reference's coarse grid as such (`Generator.embed_coarse`)
+    and draws every coarse cell itself: it learnt from the same scenes in two
+    styles what to keep and what the prompt changes. There `strength` is the
+    fraction of the reference's cells hidden from it (a random choice per
+    seed, as in training): at 0 it sees them all.
+
     `seed`, `seeds`, `sampler` and `callback` behave as in `Pipeline.generate`,
     one image per seed.
     """
@@ -282,11 +289,15 @@ def restyle(
     config = sampler or pipe.sampler
     cells = coarse_src.shape[1]
     keep = cells - round(strength * cells)
-    coarse_fixed = torch.full((len(seeds), cells), -1, dtype=torch.long)
-    if keep > 0:
-        score = reference_confidence(pipe, prompt, coarse_src, config.cfg)
-        kept = torch.argsort(-score, stable=True)[:keep]
-        coarse_fixed[:, kept] = coarse_src[0, kept]
+    coarse_fixed, reference = None, None
+    if pipe.generator.config.reference_input:
+        reference = shown_reference(coarse_src, seeds, cells - keep, pipe.generator.config.mask_id)
+    else:
+        coarse_fixed = torch.full((len(seeds), cells), -1, dtype=torch.long)
+        if keep > 0:
+            score = reference_confidence(pipe, prompt, coarse_src, config.cfg)
+            kept = torch.argsort(-score, stable=True)[:keep]
+            coarse_fixed[:, kept] = coarse_src[0, kept]
 
     def finish(generated: Image.Image) -> Image.Image:
         out = generated.crop((left, top, left + width, top + height))
@@ -301,5 +312,15 @@ def restyle(
         seeds,
         coarse_fixed=coarse_fixed,
         callback=_progress(pipe, finish, callback),
+        coarse_reference=reference,
     )
     return [finish(generated) for generated in pipe.decode(coarse, detail)]
+
+
+def shown_reference(coarse: torch.Tensor, seeds: list[int], hidden: int, mask_id: int) -> torch.Tensor:
+    """(len(seeds), C) copies of a reference grid (1, C), each with `hidden` random cells [MASK], chosen by its seed."""
+    shown = coarse.expand(len(seeds), -1).clone()
+    for row, seed in enumerate(seeds):
+        cells = torch.randperm(shown.shape[1], generator=torch.Generator().manual_seed(seed))[:hidden]
+        shown[row, cells] = mask_id
+    return shown

@@ -10,6 +10,12 @@ forcing on every `batch_size // detail_batch`-th example (the detail pass is
 coarse loss); 10% of prompts become the empty prompt so classifier-free
 guidance has an unconditional model to push against.
 
+With `restyle_pairs`, that fraction of world examples also shows the coarse
+phase a reference: the same scene drawn in a random style, its cells each
+visible with a probability drawn per example (the rest [MASK]). The target is
+the example as captioned, so the model learns to keep the reference's layout
+and take the look from the prompt (`imgen.editing.restyle`).
+
 Everything random in a step (masks, prompt dropout) comes from a generator
 seeded by (seed, step), and the data position is a global stream index, so:
 
@@ -35,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +49,7 @@ import torch.nn.functional as F
 from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, save_generator
 from imgen.checkpoints import load_tokenizer, read_header
 from imgen.distributed import Rank, all_sum, any_rank, joined
-from imgen.growth import add_prompt_words, deepen
+from imgen.growth import add_prompt_words, add_reference_input, deepen
 from imgen.model import GPT_SIZES, Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem, token_id_fingerprint
@@ -63,6 +69,11 @@ from imgen.training import (
     wsd_lr,
 )
 from imgen.weight_average import AVERAGE_MARK, WeightAverage
+from imgen.world.vocab import STYLES
+
+if TYPE_CHECKING:
+    from imgen.tokenizer.model import VQTokenizer
+    from imgen.world.dataset import WorldExamples
 
 WORLD_SAMPLE_PROMPTS = (
     "a red circle",
@@ -99,6 +110,7 @@ class GeneratorTrainConfig:
     seed: int = 0
     cfg_dropout: float = 0.1
     box_masks: float = 0.0  # fraction of examples whose coarse mask is one rectangle of cells, as `imgen edit` makes
+    restyle_pairs: float = 0.0  # fraction of (world) examples whose coarse phase also sees the scene in another style
     text_len: int = 48
     log_every: int = 20
     checkpoint_minutes: float = 5.0
@@ -111,7 +123,8 @@ class GeneratorTrainConfig:
     LIMITS: ClassVar[dict[str, tuple[float, float | None]]] = {
         "layers": (0, None), "batch_size": (1, None), "detail_batch": (1, None), "lr": (0.0, None),
         "weight_decay": (0.0, None), "warmup_steps": (0, None), "max_steps": (0, None), "max_minutes": (0.0, None),
-        "cfg_dropout": (0.0, 1.0), "box_masks": (0.0, 1.0), "text_len": (1, None), "log_every": (1, None),
+        "cfg_dropout": (0.0, 1.0), "box_masks": (0.0, 1.0), "restyle_pairs": (0.0, 1.0), "text_len": (1, None),
+        "log_every": (1, None),
         "checkpoint_minutes": (0.0, None), "sample_minutes": (0.0, None), "sample_prompts": (0, None),
         "caption_corpus": (1, None), "threads": (0, None), "decay_steps": (0, None), "ema": (0.0, 0.99999),
     }  # fmt: skip
@@ -138,6 +151,8 @@ class GeneratorTrainConfig:
             )
         if self.data != "world" and not Path(self.data).is_dir():
             raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
+        if self.restyle_pairs > 0 and self.data != "world":
+            raise ConfigError("--restyle-pairs draws scenes in two styles: it needs --data world")
         if self.compile:
             compiler_problem = missing_cpp_compiler()
             if compiler_problem:
@@ -250,6 +265,63 @@ def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Genera
     return torch.where(boxed[:, None], box, masked)
 
 
+@dataclass(frozen=True)
+class RestylePairs:
+    """Which rows of a global batch get a reference (`paired`, (B,) bool), drawn in which style (`styles`, (B,)
+    indices into the world's styles) and which of its coarse cells each shows (`visible`, (B, C) bool)."""
+
+    paired: torch.Tensor
+    styles: torch.Tensor
+    visible: torch.Tensor
+
+    def references(self, grids: torch.Tensor, rows: torch.Tensor, mask_id: int) -> torch.Tensor:
+        """(b, C) reference inputs of a shard: the references' coarse `grids` (one per paired row of the shard,
+        in order) where visible, [MASK] elsewhere and in every unpaired row. `rows`: the shard's global rows."""
+        out = torch.full((len(rows), self.visible.shape[1]), mask_id, dtype=torch.long)
+        paired = self.paired[rows]
+        shown = self.visible[rows][paired]
+        out[paired] = torch.where(shown, grids.to(out.device), torch.full_like(grids, mask_id))
+        return out
+
+
+def draw_restyle_pairs(
+    batch: int, cells: int, fraction: float, styles: int, generator: torch.Generator
+) -> RestylePairs:
+    """A `fraction` of rows paired, each with a uniform random style and a uniform share of its cells visible.
+
+    A quarter of the paired rows show every cell: the reference whole, as
+    `imgen restyle` gives it at strength 0; the rest practise the strengths in
+    between (a hidden cell is one the prompt alone decides).
+    """
+    paired = torch.rand(batch, generator=generator) < fraction
+    style = torch.randint(styles, (batch,), generator=generator)
+    share = torch.rand(batch, generator=generator)
+    share = torch.where(torch.rand(batch, generator=generator) < 0.25, torch.ones_like(share), share)
+    ranks = torch.rand(batch, cells, generator=generator).argsort(-1).argsort(-1)
+    visible = ranks < (share * cells).round().long()[:, None]
+    return RestylePairs(paired=paired, styles=style, visible=visible)
+
+
+def reference_inputs(
+    pairs: RestylePairs,
+    source: WorldExamples,
+    tokenizer: VQTokenizer,
+    position: int,
+    shard: range,
+    cells: int,
+    mask_id: int,
+) -> torch.Tensor:
+    """(b, C) reference inputs of this process's rows: its paired scenes drawn in their styles and encoded."""
+    rows = torch.arange(shard.start, shard.stop)
+    chosen = rows[pairs.paired[rows]].tolist()
+    grids = torch.zeros(0, cells, dtype=torch.long)
+    if chosen:
+        styles = [STYLES[int(pairs.styles[row])] for row in chosen]
+        images = source.restyled([position + row for row in chosen], styles)
+        grids = tokenizer.encode(images.to(next(tokenizer.parameters()).device)).coarse.flatten(1).cpu()
+    return pairs.references(grids, rows, mask_id)
+
+
 def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
     """The `detail_batch` global rows (at most all) that also train the detail pass, spread evenly so each rank
     gets a share: for 32 and 8, every fourth row."""
@@ -277,9 +349,10 @@ class GeneratorObjective(torch.nn.Module):
         masked: torch.Tensor,  # (b, C) bool
         detail: torch.Tensor,  # (b, D)
         with_detail: torch.Tensor,  # (b,) bool
+        reference: torch.Tensor | None = None,  # (b, C) reference grids, [MASK] = none (`Generator.embed_coarse`)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         coarse_in = coarse.masked_fill(masked, self.model.config.mask_id)
-        logits = self.model.coarse_logits(text, coarse_in).float()
+        logits = self.model.coarse_logits(text, coarse_in, reference).float()
         coarse_sum = F.cross_entropy(logits[masked], coarse[masked], reduction="sum")
         rows = with_detail.nonzero().squeeze(1)
         weight = 1.0
@@ -414,6 +487,13 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         model, prompts = initial_model(config, tokenizer.config, vocabulary)
     if (model.config.coarse_vocab, model.config.detail_vocab) != (tokenizer.coarse_vocab, tokenizer.detail_vocab):
         raise ValueError(f"{tokenizer_file}: its codebooks do not match the generator's")
+    if config.restyle_pairs > 0 and not model.config.reference_input:
+        if resuming:  # the saved optimizer state has no place for the new input
+            raise ValueError(
+                f"{out} holds a run without restyle pairs; start a new run from it: --init {final} --out NEW_FOLDER"
+            )
+        model = add_reference_input(model)
+        report({"event": "grown", "reference_input": True})
     model.to(rank.device).train()
     objective = GeneratorObjective(model)
     if rank.distributed:
@@ -476,10 +556,16 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             dropped_all = torch.rand(config.batch_size, generator=noise) < config.cfg_dropout
             if config.box_masks > 0:
                 masked_all = add_box_masks(masked_all, config.box_masks, noise)
+            pairs, reference, cells = None, None, model.config.coarse_len
+            if config.restyle_pairs > 0:
+                pairs = draw_restyle_pairs(config.batch_size, cells, config.restyle_pairs, len(STYLES), noise)
 
             images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
             with torch.no_grad():  # in fp32, as every user of the tokens encodes: bf16 flipped 11% of detail ids
                 grids = tokenizer.encode(images.to(rank.device))
+                if pairs is not None:  # only world data draws pairs (`check_can_start`)
+                    mask_id = model.config.mask_id
+                    reference = reference_inputs(pairs, source, tokenizer, position, shard, cells, mask_id)
             text = prompt_rows(prompts, batch_captions, dropped_all[local], null_ids, config.data == "world")
             lr = config.learning_rate(step)
             for group in optimizer.param_groups:
@@ -491,6 +577,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
                     masked_all[local].to(rank.device),
                     grids.detail.flatten(1),
                     detail_local,
+                    None if reference is None else reference.to(rank.device),
                 )
             n_coarse = masked_all.sum().item()
             loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks

@@ -1,4 +1,4 @@
-"""Grow a trained generator deeper, or its prompt vocabulary wider, without changing what it computes.
+"""Grow a trained generator deeper, its prompt vocabulary wider, or give it a reference input, computing the same.
 
 Why: a checkpoint trained for many CPU-hours holds what a larger model would
 have to learn again from scratch. Inserting transformer blocks whose residual
@@ -14,6 +14,9 @@ so every stage of the network gains depth.
 New prompt words (`add_prompt_words`) start with the embedding of `<unk>`,
 which is how the checkpoint read them until then: every prompt gives the same
 logits as before, and training then tells the new words apart.
+
+A reference input (`add_reference_input`, for training on restyle pairs)
+starts at zero for the same reason.
 """
 
 from __future__ import annotations
@@ -74,3 +77,14 @@ def add_prompt_words(model: Generator, prompts: PromptEncoder, words: list[str])
     state["text_embed.weight"] = torch.cat([old_rows, new_rows])
     grown.load_state_dict(state)
     return grown.train(model.training), wider
+
+
+def add_reference_input(model: Generator) -> Generator:
+    """A copy of `model` with a reference input (`GPTConfig.reference_input`), at zero: the same outputs."""
+    if model.config.reference_input:
+        return model
+    grown = Generator(replace(model.config, reference_input=True))
+    loaded = grown.load_state_dict(model.state_dict(), strict=False)
+    if loaded.unexpected_keys or loaded.missing_keys != ["reference_embed.weight"]:
+        raise ValueError(f"generator layout changed: {loaded}")
+    return grown.train(model.training)

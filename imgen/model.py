@@ -20,6 +20,13 @@ copy learns to fill grids from any mask ratio. Each detail input is the
 previous detail token plus the embedding of the coarse cell that covers the
 current position, a cheap hint that makes small models follow the layout.
 
+A generator trained on restyle pairs (`GPTConfig.reference_input`) adds to
+each masked-coarse input the embedding of a reference image's token at that
+cell, or of [MASK] where it is given none: the same scene in another style,
+so the coarse phase learns to keep what is where and take the look from the
+prompt. The embedding starts at zero, so a generator grown to have it
+(`imgen.growth.add_reference_input`) computes what it did before.
+
 Positions are learned per segment, never absolute sequence indices, so keys and
 values depend only on (segment, position, token): the sampler reuses them from
 a preallocated KV cache (`KVCache`) without any re-indexing.
@@ -50,6 +57,7 @@ class GPTConfig:
     n_layers: int = 8
     n_heads: int = 8
     mlp_ratio: float = 4.0
+    reference_input: bool = False  # coarse cells also see a reference grid (restyle), `Generator.reference_embed`
 
     @property
     def coarse_len(self) -> int:
@@ -191,6 +199,8 @@ class Generator(nn.Module):
         self.coarse_pos = nn.Parameter(torch.zeros(config.coarse_len, d))
         self.detail_pos = nn.Parameter(torch.zeros(config.detail_len, d))
         self.segment = nn.Parameter(torch.zeros(4, d))  # text, masked coarse, clean coarse, detail
+        if config.reference_input:  # the reference's token at each coarse cell, or [MASK]: none given there
+            self.reference_embed = nn.Embedding(config.coarse_vocab + 1, d)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.coarse_head = nn.Linear(d, config.coarse_vocab)
@@ -201,6 +211,8 @@ class Generator(nn.Module):
                 nn.init.normal_(param, std=0.02)
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(param, std=0.02 / math.sqrt(2 * config.n_layers))  # GPT-2 residual scaling
+        if config.reference_input:  # zero: a reference changes nothing until training teaches it to
+            nn.init.zeros_(self.reference_embed.weight)
         # Which coarse cell covers each detail position (row-major on both grids).
         ratio = config.detail_grid // config.coarse_grid
         rows = torch.arange(config.detail_grid).repeat_interleave(config.detail_grid) // ratio
@@ -244,8 +256,24 @@ class Generator(nn.Module):
     def embed_text(self, text_ids: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, C)
         return self.text_embed(text_ids) + self.text_pos + self.segment[0]
 
-    def embed_coarse(self, coarse_ids: torch.Tensor, clean: bool) -> torch.Tensor:  # (B, 64) -> (B, 64, C)
-        return self.coarse_embed(coarse_ids) + self.coarse_pos + self.segment[2 if clean else 1]
+    def embed_coarse(
+        self, coarse_ids: torch.Tensor, clean: bool, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, 64) -> (B, 64, C)
+        """Coarse inputs; the masked segment of a reference-input model also sees `reference` (B, 64).
+
+        `reference` holds a reference image's coarse ids, [MASK] where a cell
+        has none (None: no cell has one). Only the masked segment (the one the
+        coarse phase predicts) sees it; the clean grid the detail phase reads
+        is the image's own.
+        """
+        x = self.coarse_embed(coarse_ids) + self.coarse_pos + self.segment[2 if clean else 1]
+        if reference is not None and not self.config.reference_input:
+            raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
+        if clean or not self.config.reference_input:
+            return x
+        if reference is None:
+            reference = torch.full_like(coarse_ids, self.config.mask_id)
+        return x + self.reference_embed(reference)
 
     def embed_detail(self, previous: torch.Tensor, coarse_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Detail inputs: previous detail token + covering coarse cell + position. previous: (B, n)."""
@@ -267,6 +295,7 @@ class Generator(nn.Module):
         coarse_in: torch.Tensor,  # (B, C) coarse ids with some cells = mask_id
         coarse_ids: torch.Tensor,  # (B, C) clean coarse ids
         detail_ids: torch.Tensor,  # (B, D) target detail ids
+        reference: torch.Tensor | None = None,  # (B, C) a reference grid (`embed_coarse`)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits for every coarse cell (B, C, Vc) and every detail token (B, D, Vd)."""
         c = self.config
@@ -277,7 +306,7 @@ class Generator(nn.Module):
         x = torch.cat(
             [
                 self.embed_text(text_ids),
-                self.embed_coarse(coarse_in, clean=False),
+                self.embed_coarse(coarse_in, clean=False, reference=reference),
                 self.embed_coarse(coarse_ids, clean=True),
                 self.embed_detail(previous, coarse_ids, positions),
             ],
@@ -331,9 +360,11 @@ class Generator(nn.Module):
             h = cond if guidance == 1.0 else uncond + guidance * (cond - uncond)
         return head(h)
 
-    def coarse_logits(self, text_ids: torch.Tensor, coarse_in: torch.Tensor) -> torch.Tensor:
+    def coarse_logits(
+        self, text_ids: torch.Tensor, coarse_in: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Phase 1: logits for every coarse cell given the prompt and a partly masked grid. (B, C, Vc)"""
-        x = torch.cat([self.embed_text(text_ids), self.embed_coarse(coarse_in, clean=False)], dim=1)
+        x = torch.cat([self.embed_text(text_ids), self.embed_coarse(coarse_in, False, reference)], dim=1)
         h = self._run(x, self.coarse_mask)
         return self.coarse_head(h[:, self.config.text_len :])
 
@@ -347,14 +378,20 @@ class Generator(nn.Module):
         cache.length = 0
         self._run(self.embed_text(text_ids), None, cache)
 
-    def coarse_step(self, coarse_in: torch.Tensor, cache: KVCache, guidance: float | None = None) -> torch.Tensor:
+    def coarse_step(
+        self,
+        coarse_in: torch.Tensor,
+        cache: KVCache,
+        guidance: float | None = None,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """`coarse_logits` over a prompt already in `cache` (B, C) -> (B, C, Vc).
 
         The grid's keys and values go to the scratch slots after the prompt and
         are overwritten by the next step (the cache is left at the prompt's length).
         """
         cache.length = self.config.text_len
-        h = self._run(self.embed_coarse(coarse_in, clean=False), None, cache)  # coarse rows see everything
+        h = self._run(self.embed_coarse(coarse_in, False, reference), None, cache)  # coarse rows see everything
         cache.length = self.config.text_len
         return self._guided(self.coarse_head, h, guidance)
 

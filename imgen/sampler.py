@@ -182,16 +182,23 @@ def prompt_cache(model: Generator, text_ids: torch.Tensor, null_ids: torch.Tenso
     return cache
 
 
-def coarse_logits(model: Generator, grid: torch.Tensor, cache: KVCache, cfg: float) -> torch.Tensor:
+def coarse_logits(
+    model: Generator, grid: torch.Tensor, cache: KVCache, cfg: float, reference: torch.Tensor | None = None
+) -> torch.Tensor:
     """One coarse step's logits (B, C, V) for the grid (B, C) over a prompt cache of 2B rows, guided by `cfg`.
+
+    A `reference` grid (B, C) (`Generator.embed_coarse`) goes to the prompt rows
+    and the empty-prompt rows alike, so guidance weighs the prompt against the
+    reference alone: it pushes towards what the prompt changes.
 
     Why a cfg of 1 is special: it takes the prompt's logits alone, so running
     the empty-prompt half of the batch would only be thrown away; the prompt
     rows of the cache see the grid by themselves (as `_prefilled` does for the detail phase).
     """
     if cfg == 1.0:
-        return model.coarse_step(grid, cache.first_rows(grid.shape[0]), None)
-    return model.coarse_step(torch.cat([grid, grid]), cache, cfg)
+        return model.coarse_step(grid, cache.first_rows(grid.shape[0]), None, reference)
+    both = None if reference is None else torch.cat([reference, reference])
+    return model.coarse_step(torch.cat([grid, grid]), cache, cfg, both)
 
 
 def coarse_schedule(step: int, steps: int, total: int) -> int:
@@ -209,6 +216,7 @@ def coarse_phase(
     coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
     callback: ProgressCallback | None = None,
     cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
+    reference: torch.Tensor | None = None,  # (B, C) a reference grid, [MASK] = none (`Generator.embed_coarse`)
 ) -> torch.Tensor:
     """Fill the coarse grid from all-masked in `config.coarse_steps` parallel steps. Returns (B, C)."""
     B, C, mask_id = text_ids.shape[0], model.config.coarse_len, model.config.mask_id
@@ -221,7 +229,7 @@ def coarse_phase(
         masked = grid == mask_id  # (B, C)
         if not masked.any():
             break
-        logits = coarse_logits(model, grid, cache, config.cfg)  # (B, C, V)
+        logits = coarse_logits(model, grid, cache, config.cfg, reference)  # (B, C, V)
         probs = filter_logits(logits.reshape(B * C, -1), config.temperature, config.top_k, config.top_p)
         probs = probs.softmax(-1).reshape(B, C, -1)
         drawn, gumbel = _coarse_draws(probs, masked.any(-1), generators)  # (B, C) each
@@ -429,6 +437,7 @@ def raster_coarse(
     generators: list[torch.Generator],
     coarse_fixed: torch.Tensor | None = None,  # (B, C), -1 = free
     cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
+    reference: torch.Tensor | None = None,  # (B, C) as in `coarse_phase`
 ) -> torch.Tensor:
     """Baseline phase 1: one coarse cell per forward pass, in raster order. Returns (B, C).
 
@@ -441,7 +450,7 @@ def raster_coarse(
         grid = torch.where(coarse_fixed >= 0, coarse_fixed, grid)
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     for cell in range(C):
-        logits = coarse_logits(model, grid, cache, config.cfg)[:, cell]  # (B, V)
+        logits = coarse_logits(model, grid, cache, config.cfg, reference)[:, cell]  # (B, V)
         drawn = _choose(logits, config, generators, config.temperature)
         grid[:, cell] = drawn if coarse_fixed is None else torch.where(coarse_fixed[:, cell] >= 0, grid[:, cell], drawn)
     return grid
@@ -457,15 +466,24 @@ def sample_tokens(
     coarse_fixed: torch.Tensor | None = None,
     detail_fixed: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
+    coarse_reference: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail)."""
+    """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail).
+
+    `coarse_reference` (B, C): a reference grid the coarse phase of a
+    reference-input generator sees (`Generator.embed_coarse`; restyle).
+    """
     phase = detail_phase_of(model, config)  # checks the mode before any work
+    if coarse_reference is not None and not model.config.reference_input:
+        raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
     generators = make_generators(seeds)
     cache = prompt_cache(model, text_ids, null_ids)
     if config.mode == "raster":
-        coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache)
+        coarse = raster_coarse(model, text_ids, null_ids, config, generators, coarse_fixed, cache, coarse_reference)
     else:
-        coarse = coarse_phase(model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache)
+        coarse = coarse_phase(
+            model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache, coarse_reference
+        )
     detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
     return coarse, detail
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from imgen.world.dataset import WorldStream
+from imgen.world.dataset import WorldExamples, WorldStream
+from imgen.world.examples import make_example
+from imgen.world.render import render
 
 
 def _indices(stream, n):
@@ -33,3 +37,18 @@ def test_workers_split_the_stream_and_give_the_same_images():
     assert [m["index"] for m in multi] == list(range(6))
     for a, b in zip(single, multi, strict=True):
         assert torch.equal(a["image"], b["image"]) and a["caption"] == b["caption"]
+
+
+def test_a_restyle_reference_is_the_same_scene_in_the_style_asked_for():
+    examples = WorldExamples(seed=0, size=64)
+    positions = list(range(12))
+    images, _ = examples.batch(range(12))
+    own = [make_example(0, index).spec.style for index in positions]
+    assert torch.equal(examples.restyled(positions, own), images)  # its own style: the training image itself
+    other = ["sketch" if style != "sketch" else "night" for style in own]
+    restyled = examples.restyled(positions, other)
+    assert restyled.shape == images.shape and restyled.dtype == torch.uint8
+    for index, style in zip(positions, other, strict=True):
+        scene = replace(make_example(0, index).scene, style=style)
+        assert torch.equal(restyled[index], torch.from_numpy(np.asarray(render(scene, 64))).permute(2, 0, 1))
+        assert not torch.equal(restyled[index], images[index])

@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 import imgen.editing as editing
 from imgen.api import Pipeline
-from imgen.editing import EditResult, edit, reference_confidence, restyle
+from imgen.editing import EditResult, edit, reference_confidence, restyle, shown_reference
+from imgen.growth import add_reference_input
 from imgen.masks import MaskError, touched_tokens
 from imgen.model import Generator
 from imgen.sampler import SamplerConfig, sample_tokens
@@ -333,6 +334,24 @@ def test_restyle_strength_sets_the_share_of_resampled_coarse_cells(pipe, monkeyp
         assert seen.get("detail_fixed") is None  # the detail, where the style lives, is always fresh
     with pytest.raises(ValueError, match="strength"):
         restyle(pipe, image, PROMPT, 1.5)
+
+
+def test_a_generator_trained_on_restyle_pairs_is_shown_the_reference_and_draws_every_cell(pipe, monkeypatch):
+    generator = add_reference_input(pipe.generator)
+    paired = Pipeline(pipe.tokenizer, generator, pipe.prompts, "paired", "0" * 64, pipe.sampler)
+    seen = _spy(monkeypatch)
+    image = _photo(128, 128, 6)
+    source = pipe.tokenizer.encode(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]).coarse.flatten()
+    mask_id = generator.config.mask_id
+    for strength, hidden in [(0.0, 0), (0.25, 16), (0.5, 32), (1.0, 64)]:
+        restyle(paired, image, PROMPT, strength, seeds=[1, 2])
+        assert seen["coarse_fixed"] is None  # no cell is copied: the model draws them all
+        shown = seen["coarse_reference"]
+        assert shown.shape == (2, 64) and [int((row == mask_id).sum()) for row in shown] == [hidden, hidden]
+        assert torch.equal(shown[shown != mask_id], source.expand(2, -1)[shown != mask_id])
+        if 0 < hidden < 64:  # each seed hides its own cells, the same ones every time
+            assert not torch.equal(shown[0], shown[1])
+            assert torch.equal(shown, shown_reference(source[None], [1, 2], hidden, mask_id))
 
 
 def test_restyle_keeps_the_cells_the_prompt_explains_best(pipe):

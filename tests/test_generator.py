@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
 
 from imgen.model import Generator, GPTConfig, KVCache
@@ -374,3 +377,28 @@ def test_every_detail_token_reaches_the_model_in_parallel_decoding():
         q = r * grid
         inputs = [previous[:, positions.index(q)] for positions, previous in fed if q in positions]
         assert any(torch.equal(given, detail[:, q - 1]) for given in inputs), f"token {q - 1} never fed"
+
+
+def test_a_reference_reaches_every_coarse_step_guided_or_not_and_both_modes():
+    torch.manual_seed(0)
+    model = Generator(replace(CONFIG, reference_input=True)).eval()
+    with torch.no_grad():
+        model.reference_embed.weight.normal_(0, 1.0)  # as if trained on restyle pairs
+    text, coarse, detail = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    reference = torch.randint(0, 30, (2, 64), generator=torch.Generator().manual_seed(7))
+    grid = torch.where(torch.arange(64) % 3 == 0, coarse, CONFIG.mask_id)
+    with torch.inference_mode():
+        trained, _ = model(text, grid, coarse, detail, reference)
+        over_cache = coarse_logits(model, grid, prompt_cache(model, text, null), 1.0, reference)
+        guided = coarse_logits(model, grid, prompt_cache(model, text, null), 3.0, reference)
+        empty, _ = model(null.expand(2, -1), grid, coarse, detail, reference)
+    torch.testing.assert_close(over_cache, trained, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(guided, guide(torch.cat([trained, empty]), 3.0), atol=1e-4, rtol=1e-4)
+    for mode in ("two-phase", "raster"):
+        config = SamplerConfig(coarse_steps=4, mode=mode, temperature=1e-3)
+        plain, _ = sample_tokens(model, text, null, config, [4, 5])
+        seen, _ = sample_tokens(model, text, null, config, [4, 5], coarse_reference=reference)
+        assert not torch.equal(plain, seen), mode
+    with pytest.raises(ValueError, match="no reference input"):
+        sample_tokens(_model(), text, null, SamplerConfig(coarse_steps=4), [4, 5], coarse_reference=reference)

@@ -16,11 +16,13 @@ import torch
 from safetensors import safe_open
 
 from imgen.api import GENERATOR_FILE, load_generator
+from imgen.checkpoints import load_checkpoint, save_checkpoint
 from imgen.generator_train import (
     GeneratorTrainConfig,
     add_box_masks,
     detail_rows,
     draw_coarse_mask,
+    draw_restyle_pairs,
     missing_cpp_compiler,
     train_generator,
 )
@@ -295,7 +297,7 @@ def records(run: Path) -> list[dict]:
 
 
 def test_options_outside_their_range_are_one_config_error_naming_the_option(tmp_path: Path, tiny_checkpoint: Path):
-    for change in ({"log_every": 0}, {"batch_size": 0}, {"box_masks": 1.5}, {"detail_batch": 0}):
+    for change in ({"log_every": 0}, {"batch_size": 0}, {"box_masks": 1.5}, {"detail_batch": 0}, {"restyle_pairs": -1}):
         with pytest.raises(ConfigError, match=next(iter(change))):
             dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), **change)
     (tmp_path / "bad.toml").write_text("log_every = 0\n")
@@ -320,6 +322,50 @@ def test_box_masks_hide_one_rectangle_of_object_size_in_the_chosen_fraction_of_r
         assert rows[-1] - rows[0] + 1 == height and cols[-1] - cols[0] + 1 == width  # one piece
         assert row.sum() == height * width  # a full rectangle
     assert torch.equal(add_box_masks(scattered[:, :60], 1.0, generator), scattered[:, :60])  # no square grid
+
+
+def test_restyle_pairs_show_a_share_of_rows_their_reference_where_visible_and_mask_the_rest():
+    generator = torch.Generator().manual_seed(0)
+    assert not draw_restyle_pairs(400, 64, 0.0, 6, generator).paired.any()
+    pairs = draw_restyle_pairs(400, 64, 0.5, 6, generator)
+    assert 150 < pairs.paired.sum() < 250 and set(pairs.styles.tolist()) == set(range(6))
+    shares = pairs.visible.float().mean(1)
+    assert 0.2 < (shares == 1).float().mean() < 0.35  # a quarter show the reference whole, as restyle at strength 0
+    assert 0.2 < ((shares > 0.05) & (shares < 0.5)).float().mean() < 0.5  # the rest spread over the strengths
+    rows = torch.arange(100, 140)  # one process's share of the batch
+    grids = torch.arange(int(pairs.paired[rows].sum()) * 64).view(-1, 64) % 30  # its paired rows' references
+    references = pairs.references(grids, rows, mask_id=30)
+    assert references.shape == (40, 64)
+    assert (references[~pairs.paired[rows]] == 30).all()  # no reference: every cell [MASK]
+    visible = pairs.visible[rows][pairs.paired[rows]]
+    paired_references = references[pairs.paired[rows]]
+    assert torch.equal(paired_references[visible], grids[visible]) and (paired_references[~visible] == 30).all()
+
+
+def test_restyle_pairs_grow_a_reference_input_that_changes_no_loss_until_it_trains(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    base = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "plain"), max_steps=3)
+    train_generator(base)
+    paired = dataclasses.replace(base, out_dir=str(tmp_path / "paired"), restyle_pairs=1.0)
+    train_generator(paired)
+    # the same data and masks: the new input starts at zero, so the loss before the first update is the same
+    assert losses(tmp_path / "paired")[1] == pytest.approx(losses(tmp_path / "plain")[1], rel=1e-6)
+    model, _, _ = load_generator(tmp_path / "paired" / "checkpoint" / GENERATOR_FILE)
+    assert model.config.reference_input and model.reference_embed.weight.abs().sum() > 0  # it learnt from pairs
+    plain_model, _, _ = load_generator(tmp_path / "plain" / "checkpoint" / GENERATOR_FILE)
+    assert not plain_model.config.reference_input
+    longer = dataclasses.replace(base, max_steps=5, restyle_pairs=0.5)
+    with pytest.raises(ValueError, match=r"other options \(restyle_pairs 0.0 -> 0.5\)"):
+        train_generator(longer)
+    # a run saved before the option existed: its optimizer state has no place for the new input either
+    state = tmp_path / "plain" / "state.safetensors"
+    tensors, metadata = load_checkpoint(state)
+    options = json.loads(metadata["train_config"])
+    del options["restyle_pairs"]
+    save_checkpoint(state, tensors, {**metadata, "train_config": json.dumps(options)})
+    with pytest.raises(ValueError, match=r"without restyle pairs; start a new run from it: --init .*checkpoint"):
+        train_generator(longer)
 
 
 def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_path: Path):
@@ -475,6 +521,9 @@ def test_the_library_refuses_what_the_command_line_refuses_before_making_the_run
         "give the image tokenizer": GeneratorTrainConfig(out_dir=out),
         "--layers grows a trained checkpoint": GeneratorTrainConfig(out_dir=out, tokenizer=__file__, layers=8),
         "nowhere: not a folder": GeneratorTrainConfig(out_dir=out, init="default", data=str(tmp_path / "nowhere")),
+        "--restyle-pairs draws scenes in two styles": GeneratorTrainConfig(
+            out_dir=out, init="default", data=str(tmp_path), restyle_pairs=0.5
+        ),
     }
     for message, config in refused.items():
         with pytest.raises(ConfigError, match=message):

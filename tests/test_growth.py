@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from imgen.growth import add_prompt_words, deepen, old_block_positions
+from imgen.growth import add_prompt_words, add_reference_input, deepen, old_block_positions
 from imgen.model import Generator, GPTConfig
 from imgen.text import PromptEncoder, train_text_tokenizer
 
@@ -104,3 +104,36 @@ def test_a_generator_given_new_words_reads_them_as_it_read_unk_until_it_trains()
     assert add_prompt_words(grown, wider, ["eleven"]) == (grown, wider)  # nothing new: unchanged
     with pytest.raises(ValueError, match="prompt ids"):
         add_prompt_words(model, wider, ["twelve"])
+
+
+def test_a_reference_input_starts_at_zero_so_no_reference_changes_a_logit():
+    model = _trained_looking_model()
+    grown = add_reference_input(model)
+    assert grown.config.reference_input and not model.config.reference_input
+    text, masked, coarse, detail = _inputs()
+    reference = torch.randint(0, 30, (2, 64), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        before = model(text, masked, coarse, detail)
+        for given in (None, reference):
+            for a, b in zip(before, grown(text, masked, coarse, detail, given), strict=True):
+                assert torch.equal(a, b)
+    assert add_reference_input(grown) is grown
+
+
+def test_a_reference_reaches_only_the_cells_the_coarse_phase_predicts():
+    grown = add_reference_input(_trained_looking_model())
+    with torch.no_grad():
+        grown.reference_embed.weight.normal_(0, 0.5)  # as if trained on restyle pairs
+    text, masked, coarse, detail = _inputs()
+    reference = torch.randint(0, 30, (2, 64), generator=torch.Generator().manual_seed(3))
+    none_given = torch.full_like(reference, CONFIG.mask_id)
+    with torch.no_grad():
+        plain_coarse, plain_detail = grown(text, masked, coarse, detail)
+        seen_coarse, seen_detail = grown(text, masked, coarse, detail, reference)
+        none_coarse, _ = grown(text, masked, coarse, detail, none_given)
+        torch.testing.assert_close(grown.coarse_logits(text, masked, reference), seen_coarse, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(plain_coarse, seen_coarse)
+    assert torch.equal(plain_detail, seen_detail)  # the detail reads the image's own clean grid
+    assert torch.equal(plain_coarse, none_coarse)  # [MASK] everywhere: no reference
+    with pytest.raises(ValueError, match="no reference input"):
+        _trained_looking_model()(text, masked, coarse, detail, reference)

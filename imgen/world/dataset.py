@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from imgen.world.examples import render_example
+from imgen.world.examples import render_example, render_example_restyled
 
 
 class WorldStream(IterableDataset):
@@ -70,3 +70,11 @@ class WorldExamples:
             images.append(np.asarray(image, dtype=np.uint8))
             captions.append(example.caption)
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
+
+    def restyled(self, positions: list[int], styles: list[str]) -> torch.Tensor:
+        """uint8 (B, 3, H, W): the scenes at `positions` drawn in `styles`, the references of restyle pairs."""
+        images = [
+            np.asarray(render_example_restyled(self.seed, index, style, self.split, self.size), dtype=np.uint8)
+            for index, style in zip(positions, styles, strict=True)
+        ]
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)

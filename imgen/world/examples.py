@@ -9,7 +9,7 @@ and byte-identical across runs.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -52,3 +52,9 @@ def make_example(seed: int, index: int, split: str = "train") -> Example:
 def render_example(seed: int, index: int, split: str = "train", size: int = 128) -> tuple[Image.Image, Example]:
     example = make_example(seed, index, split)
     return render(example.scene, size), example
+
+
+def render_example_restyled(seed: int, index: int, style: str, split: str = "train", size: int = 128) -> Image.Image:
+    """Example `index`'s scene drawn in `style`: the other half of a restyle training pair, same layout."""
+    example = make_example(seed, index, split)
+    return render(replace(example.scene, style=style), size)
