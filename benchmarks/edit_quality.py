@@ -1,7 +1,7 @@
 """Do edits and restyles do what the prompt says? Judged from pixels, on world scenes of test seeds.
 
     python -m benchmarks.edit_quality [--model default] [--scenes 100] [--check] [--feather PX] [--no-seamless]
-        [--coarse-steps N]
+        [--coarse-steps N] [--strength S] [--restyle-only]
 
 Edits: each scene has two objects in different regions of the 3x3 grid. The
 mask covers the first object's box (grown by 4 px); the prompt asks for a
@@ -27,7 +27,9 @@ scored too (`restyle_identity_*`): the figures of doing nothing.
 
 `--feather` and `--no-seamless` set the compositing (defaults: those of
 `imgen edit`); any other setting writes its own result file, so the plain paste
-(`--feather 0 --no-seamless`) can be compared with the default.
+(`--feather 0 --no-seamless`) can be compared with the default; so does a
+restyle `--strength` other than 0.5, and `--restyle-only` (restyles alone,
+for a strength sweep).
 
 `--check` runs the same scoring on ground-truth renders of the targets instead
 of the model's outputs, pasted with the same compositing (feather, seamless)
@@ -59,6 +61,14 @@ from imgen.world.render import render
 from imgen.world.spec import ObjectGroup, SceneSpec
 
 SIZE = 128
+EDIT_FIGURES = (
+    "edit_requested_found",
+    "generate_requested_found",
+    "edit_unmasked_intact",
+    "edit_pixels_changed_outside_mask",
+    "seam_border_step",
+    "seam_interior_step",
+)
 KINDS = vocab.SHAPES + tuple(vocab.STICKERS)
 
 
@@ -128,6 +138,7 @@ def main() -> None:
     parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER, help="edit's blend depth inside the mask, px")
     parser.add_argument("--no-seamless", dest="seamless", action="store_false", help="paste without border matching")
     parser.add_argument("--coarse-steps", type=int, default=None, help="coarse steps of edits and restyles")
+    parser.add_argument("--restyle-only", action="store_true", help="skip the edits (e.g. for a --strength sweep)")
     args = parser.parse_args()
     pipe = None if args.check else load(args.model, precision=args.precision)
     sampler = None
@@ -136,7 +147,8 @@ def main() -> None:
     start = time.perf_counter()
 
     requested, intact, changed_outside, border, interior, generated = [], [], 0, [], [], []
-    for index in range(args.scenes):
+    edit_scenes = 0 if args.restyle_only else args.scenes
+    for index in range(edit_scenes):
         image, mask, target, prompt, new, kept = edit_case(index, args.seed)
         if pipe is None:
             truth, _ = _draw(target, index)
@@ -182,17 +194,22 @@ def main() -> None:
         found_objects += sum(_passed(verdict, _describe(g)) for g in target.groups)
         styled.append(any(c.name == f"style {target.style}" and c.passed is True for c in verdict.checks))
 
+    edits = dict.fromkeys(EDIT_FIGURES)
+    if not args.restyle_only:
+        edits = {
+            "edit_requested_found": round(sum(requested) / args.scenes, 3),
+            "generate_requested_found": round(sum(generated) / args.scenes, 3) if generated else None,
+            "edit_unmasked_intact": round(sum(intact) / args.scenes, 3),
+            "edit_pixels_changed_outside_mask": changed_outside,
+            "seam_border_step": round(statistics.fmean(border), 2),
+            "seam_interior_step": round(statistics.fmean(interior), 2),
+        }
     result = {
         "checkpoint": "ground truth (--check)" if pipe is None else f"{pipe.name} ({pipe.sha256[:10]})",
         "precision": None if pipe is None else pipe.precision,
         "scenes": args.scenes,
         "seed": args.seed,
-        "edit_requested_found": round(sum(requested) / args.scenes, 3),
-        "generate_requested_found": round(sum(generated) / args.scenes, 3) if generated else None,
-        "edit_unmasked_intact": round(sum(intact) / args.scenes, 3),
-        "edit_pixels_changed_outside_mask": changed_outside,
-        "seam_border_step": round(statistics.fmean(border), 2),
-        "seam_interior_step": round(statistics.fmean(interior), 2),
+        **edits,
         "restyle_objects_kept": round(found_objects / kept_objects, 3),
         "restyle_style_recognised": round(sum(styled) / args.scenes, 3),
         "restyle_identity_objects_kept": round(identity_found / kept_objects, 3),
@@ -210,7 +227,15 @@ def main() -> None:
         name += f"_feather{args.feather}_{'seamless' if args.seamless else 'plain'}"
     if sampler is not None and args.coarse_steps is not None:
         name += f"_coarse{sampler.coarse_steps}"
+    if args.restyle_only or args.strength != 0.5:
+        name += f"{'_restyle' if args.restyle_only else ''}_strength{args.strength:g}"
     path = write_result(name, result)
+    if args.restyle_only:
+        print(
+            f"restyle at strength {args.strength:g}: objects kept {result['restyle_objects_kept']:.2f}, "
+            f"style {result['restyle_style_recognised']:.2f} -> {path}"
+        )
+        return
     baseline = "" if not generated else f" (generated from scratch: {result['generate_requested_found']:.2f})"
     print(
         f"edits: requested {result['edit_requested_found']:.2f}{baseline}, intact "
