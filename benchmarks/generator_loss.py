@@ -1,7 +1,7 @@
 """Held-out loss of one or more generator checkpoints, on the same scenes and masks.
 
     python -m benchmarks.generator_loss [--model default --model runs/generator/checkpoint] [--scenes 256]
-        [--masks schedule|box]
+        [--masks schedule|box|restyle]
 
 The judge cannot yet separate two checkpoints that both pass almost nothing,
 while the loss can: this scores each checkpoint's prompt-conditioned model on
@@ -14,7 +14,11 @@ the scenes (a scene with one masked coarse cell weighs as much as one with
   mask ratio per scene drawn from the training schedule (fixed seed, so every
   checkpoint sees the same masks); with `--masks box`, one rectangle of 2-5
   cells a side per scene instead, the hole an edit makes
-  (`imgen.generator_train.add_box_masks`);
+  (`imgen.generator_train.add_box_masks`); with `--masks restyle`, every
+  cell, and a generator trained on restyle pairs (`GPTConfig.reference_input`)
+  also sees the same scene drawn in another style (seeded per scene) whole,
+  as `imgen restyle` shows it at strength 0; one without a reference input
+  has the prompt alone, so the gap is what the reference is worth;
 - the detail grid: every token given the prompt, the clean coarse grid and the
   tokens before it (teacher forcing, as in training).
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import statistics
 import time
 
@@ -37,20 +42,39 @@ from benchmarks.common import write_result
 from benchmarks.detail_window import detail_nll
 from imgen.api import Pipeline, load
 from imgen.generator_train import add_box_masks, draw_coarse_mask
+from imgen.world import vocab
 from imgen.world.dataset import WorldExamples
+from imgen.world.examples import make_example
 
 
 @torch.inference_mode()
-def scene_losses(pipe: Pipeline, images: torch.Tensor, captions: list[str], masked: torch.Tensor) -> list[tuple]:
-    """(coarse NLL, detail NLL) per scene, in nats per token."""
+def scene_losses(
+    pipe: Pipeline,
+    images: torch.Tensor,
+    captions: list[str],
+    masked: torch.Tensor,
+    references: torch.Tensor | None = None,
+) -> list[tuple]:
+    """(coarse NLL, detail NLL) per scene, in nats per token; `references` (uint8 images) reach only a generator
+    with a reference input."""
     model = pipe.generator
     grids = pipe.tokenizer.encode(images)
     coarse, detail = grids.coarse.flatten(1), grids.detail.flatten(1)
     text = torch.tensor([pipe.prompts.encode(c) for c in captions], dtype=torch.long)
-    coarse_logits = model.coarse_logits(text, coarse.masked_fill(masked, model.config.mask_id)).float()
+    reference = None
+    if references is not None and model.config.reference_input:
+        reference = pipe.tokenizer.encode(references).coarse.flatten(1)
+    coarse_in = coarse.masked_fill(masked, model.config.mask_id)
+    coarse_logits = model.coarse_logits(text, coarse_in, reference).float()
     coarse_ce = F.cross_entropy(coarse_logits.transpose(1, 2), coarse, reduction="none")  # (B, C)
     coarse_nll = (coarse_ce * masked).sum(-1) / masked.sum(-1)
     return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail), strict=True))
+
+
+def other_style(seed: int, index: int) -> str:
+    """A style other than held-out scene `index`'s own, the same for every checkpoint."""
+    own = make_example(seed, index, "heldout").spec.style
+    return random.Random(f"generator-loss-restyle/{seed}/{index}").choice([s for s in vocab.STYLES if s != own])
 
 
 def main() -> None:
@@ -61,7 +85,9 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--masks", choices=("schedule", "box"), default="schedule", help="coarse masks to score")
+    parser.add_argument(
+        "--masks", choices=("schedule", "box", "restyle"), default="schedule", help="coarse masks to score"
+    )
     args = parser.parse_args()
     models = args.model or ["default"]
     start = time.perf_counter()
@@ -70,12 +96,17 @@ def main() -> None:
     masks = torch.Generator().manual_seed(args.seed)
     losses: list[list[tuple]] = [[] for _ in models]
     for first in range(0, args.scenes, args.batch_size):
-        images, captions = source.batch(range(first, min(first + args.batch_size, args.scenes)))
+        positions = range(first, min(first + args.batch_size, args.scenes))
+        images, captions = source.batch(positions)
         masked = draw_coarse_mask(len(captions), pipes[0].generator.config.coarse_len, masks)
+        references = None
         if args.masks == "box":
             masked = add_box_masks(masked, 1.0, masks)
+        if args.masks == "restyle":
+            masked = torch.ones_like(masked)
+            references = source.restyled(list(positions), [other_style(args.seed, index) for index in positions])
         for index, pipe in enumerate(pipes):
-            losses[index] += scene_losses(pipe, images, captions, masked)
+            losses[index] += scene_losses(pipe, images, captions, masked, references)
     result = {}
     for index, name in enumerate(models):
         entry: dict[str, float | str] = {"checkpoint_sha256": pipes[index].sha256}
