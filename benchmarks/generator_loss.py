@@ -18,7 +18,8 @@ the scenes (a scene with one masked coarse cell weighs as much as one with
   cell, and a generator trained on restyle pairs (`GPTConfig.reference_input`)
   also sees the same scene drawn in another style (seeded per scene) whole,
   as `imgen restyle` shows it at strength 0; one without a reference input
-  has the prompt alone, so the gap is what the reference is worth;
+  has the prompt alone (so between two such checkpoints the gap is what the
+  reference is worth plus whatever else their training changed);
 - the detail grid: every token given the prompt, the clean coarse grid and the
   tokens before it (teacher forcing, as in training).
 
@@ -44,7 +45,6 @@ from imgen.api import Pipeline, load
 from imgen.generator_train import add_box_masks, draw_coarse_mask
 from imgen.world import vocab
 from imgen.world.dataset import WorldExamples
-from imgen.world.examples import make_example
 
 
 @torch.inference_mode()
@@ -71,10 +71,9 @@ def scene_losses(
     return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail), strict=True))
 
 
-def other_style(seed: int, index: int) -> str:
-    """A style other than held-out scene `index`'s own, the same for every checkpoint."""
-    own = make_example(seed, index, "heldout").spec.style
-    return random.Random(f"generator-loss-restyle/{seed}/{index}").choice([s for s in vocab.STYLES if s != own])
+def other_style(seed: int, index: int) -> int:
+    """Which style other than held-out scene `index`'s own to draw it in (`WorldExamples.restyled`), seeded."""
+    return random.Random(f"generator-loss-restyle/{seed}/{index}").randrange(len(vocab.STYLES) - 1)
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ coarse loss); 10% of prompts become the empty prompt so classifier-free
 guidance has an unconditional model to push against.
 
 With `restyle_pairs`, that fraction of world examples also shows the coarse
-phase a reference: the same scene drawn in a random style, its cells each
-visible with a probability drawn per example (the rest [MASK]). The target is
+phase a reference: the same scene drawn in one of the other styles, a share
+of its cells drawn per example visible (the rest [MASK]). The target is
 the example as captioned, so the model learns to keep the reference's layout
 and take the look from the prompt (`imgen.editing.restyle`).
 
@@ -267,11 +267,12 @@ def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Genera
 
 @dataclass(frozen=True)
 class RestylePairs:
-    """Which rows of a global batch get a reference (`paired`, (B,) bool), drawn in which style (`styles`, (B,)
-    indices into the world's styles) and which of its coarse cells each shows (`visible`, (B, C) bool)."""
+    """Which rows of a global batch get a reference (`paired`, (B,) bool), drawn in which style (`picks`, (B,)
+    indices into the styles other than the scene's own, `imgen.world.examples.other_styles`) and which of
+    its coarse cells each shows (`visible`, (B, C) bool)."""
 
     paired: torch.Tensor
-    styles: torch.Tensor
+    picks: torch.Tensor
     visible: torch.Tensor
 
     def references(self, grids: torch.Tensor, rows: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -287,19 +288,19 @@ class RestylePairs:
 def draw_restyle_pairs(
     batch: int, cells: int, fraction: float, styles: int, generator: torch.Generator
 ) -> RestylePairs:
-    """A `fraction` of rows paired, each with a uniform random style and a uniform share of its cells visible.
+    """A `fraction` of rows paired, each with one of `styles` other styles and a uniform share of its cells visible.
 
     A quarter of the paired rows show every cell: the reference whole, as
     `imgen restyle` gives it at strength 0; the rest practise the strengths in
     between (a hidden cell is one the prompt alone decides).
     """
     paired = torch.rand(batch, generator=generator) < fraction
-    style = torch.randint(styles, (batch,), generator=generator)
+    pick = torch.randint(styles, (batch,), generator=generator)
     share = torch.rand(batch, generator=generator)
     share = torch.where(torch.rand(batch, generator=generator) < 0.25, torch.ones_like(share), share)
     ranks = torch.rand(batch, cells, generator=generator).argsort(-1).argsort(-1)
     visible = ranks < (share * cells).round().long()[:, None]
-    return RestylePairs(paired=paired, styles=style, visible=visible)
+    return RestylePairs(paired=paired, picks=pick, visible=visible)
 
 
 def reference_inputs(
@@ -316,8 +317,8 @@ def reference_inputs(
     chosen = rows[pairs.paired[rows]].tolist()
     grids = torch.zeros(0, cells, dtype=torch.long)
     if chosen:
-        styles = [STYLES[int(pairs.styles[row])] for row in chosen]
-        images = source.restyled([position + row for row in chosen], styles)
+        picks = [int(pairs.picks[row]) for row in chosen]
+        images = source.restyled([position + row for row in chosen], picks)
         grids = tokenizer.encode(images.to(next(tokenizer.parameters()).device)).coarse.flatten(1).cpu()
     return pairs.references(grids, rows, mask_id)
 
@@ -558,7 +559,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
                 masked_all = add_box_masks(masked_all, config.box_masks, noise)
             pairs, reference, cells = None, None, model.config.coarse_len
             if config.restyle_pairs > 0:
-                pairs = draw_restyle_pairs(config.batch_size, cells, config.restyle_pairs, len(STYLES), noise)
+                pairs = draw_restyle_pairs(config.batch_size, cells, config.restyle_pairs, len(STYLES) - 1, noise)
 
             images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
             with torch.no_grad():  # in fp32, as every user of the tokens encodes: bf16 flipped 11% of detail ids

@@ -78,7 +78,12 @@ class GPTConfig:
         return self.detail_vocab
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The fields as JSON; `reference_input` only where set, so a plain generator's header is what an
+        imgen from before that field reads (it refuses unknown fields)."""
+        fields = asdict(self)
+        if not self.reference_input:
+            del fields["reference_input"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> GPTConfig:

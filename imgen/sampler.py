@@ -474,8 +474,14 @@ def sample_tokens(
     reference-input generator sees (`Generator.embed_coarse`; restyle).
     """
     phase = detail_phase_of(model, config)  # checks the mode before any work
-    if coarse_reference is not None and not model.config.reference_input:
-        raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
+    if coarse_reference is not None:
+        if not model.config.reference_input:
+            raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
+        if coarse_reference.shape != (text_ids.shape[0], model.config.coarse_len):
+            shape = tuple(coarse_reference.shape)
+            raise ValueError(f"coarse_reference must be (batch, {model.config.coarse_len}), not {shape}")
+        if coarse_reference.min() < 0 or coarse_reference.max() > model.config.mask_id:
+            raise ValueError(f"coarse_reference holds coarse ids, or {model.config.mask_id} ([MASK]) for none")
     generators = make_generators(seeds)
     cache = prompt_cache(model, text_ids, null_ids)
     if config.mode == "raster":

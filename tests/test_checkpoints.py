@@ -341,3 +341,15 @@ def test_an_export_that_fails_part_way_leaves_the_old_checkpoint_whole(tiny_chec
     with pytest.raises(OSError, match="No space"):
         checkpoints.export_checkpoint_folder(tiny_checkpoint, out, dtype="bf16", overwrite=True)
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before  # neither file replaced, nothing left over
+
+
+def test_a_plain_generator_header_names_only_the_fields_readers_before_the_reference_input_know():
+    from dataclasses import replace
+
+    from imgen.model import GPTConfig
+
+    plain = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40)
+    assert "reference_input" not in json.loads(plain.to_json())  # such readers refuse unknown fields
+    assert GPTConfig.from_json(plain.to_json()) == plain
+    paired = replace(plain, reference_input=True)
+    assert json.loads(paired.to_json())["reference_input"] is True and GPTConfig.from_json(paired.to_json()) == paired

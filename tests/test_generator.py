@@ -402,3 +402,6 @@ def test_a_reference_reaches_every_coarse_step_guided_or_not_and_both_modes():
         assert not torch.equal(plain, seen), mode
     with pytest.raises(ValueError, match="no reference input"):
         sample_tokens(_model(), text, null, SamplerConfig(coarse_steps=4), [4, 5], coarse_reference=reference)
+    for wrong in (reference[:, :10], reference[:1], torch.full_like(reference, -1)):  # -1 means "free" elsewhere
+        with pytest.raises(ValueError, match="coarse_reference"):
+            sample_tokens(model, text, null, SamplerConfig(coarse_steps=4), [4, 5], coarse_reference=wrong)

@@ -24,6 +24,7 @@ from imgen.generator_train import (
     draw_coarse_mask,
     draw_restyle_pairs,
     missing_cpp_compiler,
+    reference_inputs,
     train_generator,
 )
 from imgen.train_config import ConfigError
@@ -327,8 +328,8 @@ def test_box_masks_hide_one_rectangle_of_object_size_in_the_chosen_fraction_of_r
 def test_restyle_pairs_show_a_share_of_rows_their_reference_where_visible_and_mask_the_rest():
     generator = torch.Generator().manual_seed(0)
     assert not draw_restyle_pairs(400, 64, 0.0, 6, generator).paired.any()
-    pairs = draw_restyle_pairs(400, 64, 0.5, 6, generator)
-    assert 150 < pairs.paired.sum() < 250 and set(pairs.styles.tolist()) == set(range(6))
+    pairs = draw_restyle_pairs(400, 64, 0.5, 5, generator)
+    assert 150 < pairs.paired.sum() < 250 and set(pairs.picks.tolist()) == set(range(5))
     shares = pairs.visible.float().mean(1)
     assert 0.2 < (shares == 1).float().mean() < 0.35  # a quarter show the reference whole, as restyle at strength 0
     assert 0.2 < ((shares > 0.05) & (shares < 0.5)).float().mean() < 0.5  # the rest spread over the strengths
@@ -342,6 +343,31 @@ def test_restyle_pairs_show_a_share_of_rows_their_reference_where_visible_and_ma
     assert torch.equal(paired_references[visible], grids[visible]) and (paired_references[~visible] == 30).all()
 
 
+def test_reference_inputs_are_each_rows_own_scene_in_its_drawn_style_split_over_processes(tiny_checkpoint: Path):
+    from imgen.checkpoints import load_tokenizer
+    from imgen.world.dataset import WorldExamples
+
+    tokenizer = load_tokenizer(tiny_checkpoint / "tokenizer.safetensors").eval()
+    source = WorldExamples(seed=3, size=tokenizer.config.image_size)
+    pairs = draw_restyle_pairs(6, 64, 0.6, 5, torch.Generator().manual_seed(1))
+    assert 0 < pairs.paired.sum() < 6
+    mask_id, position = 99, 37
+    with torch.no_grad():
+        whole = reference_inputs(pairs, source, tokenizer, position, range(0, 6), 64, mask_id)
+        shards = (range(3), range(3, 6))
+        halves = [reference_inputs(pairs, source, tokenizer, position, rows, 64, mask_id) for rows in shards]
+    assert torch.equal(torch.cat(halves), whole)  # two processes together show what one does
+    for row in range(6):
+        if not pairs.paired[row]:
+            assert (whole[row] == mask_id).all()
+            continue
+        image = source.restyled([position + row], [int(pairs.picks[row])])
+        with torch.no_grad():
+            expected = tokenizer.encode(image).coarse.flatten(1)[0]
+        shown = pairs.visible[row]
+        assert torch.equal(whole[row][shown], expected[shown]) and (whole[row][~shown] == mask_id).all()
+
+
 def test_restyle_pairs_grow_a_reference_input_that_changes_no_loss_until_it_trains(
     tmp_path: Path, tiny_checkpoint: Path
 ):
@@ -352,7 +378,8 @@ def test_restyle_pairs_grow_a_reference_input_that_changes_no_loss_until_it_trai
     # the same data and masks: the new input starts at zero, so the loss before the first update is the same
     assert losses(tmp_path / "paired")[1] == pytest.approx(losses(tmp_path / "plain")[1], rel=1e-6)
     model, _, _ = load_generator(tmp_path / "paired" / "checkpoint" / GENERATOR_FILE)
-    assert model.config.reference_input and model.reference_embed.weight.abs().sum() > 0  # it learnt from pairs
+    assert model.config.reference_input
+    assert model.reference_embed.weight[: model.config.mask_id].abs().sum() > 0  # it learnt from shown references
     plain_model, _, _ = load_generator(tmp_path / "plain" / "checkpoint" / GENERATOR_FILE)
     assert not plain_model.config.reference_input
     longer = dataclasses.replace(base, max_steps=5, restyle_pairs=0.5)

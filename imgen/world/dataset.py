@@ -71,10 +71,11 @@ class WorldExamples:
             captions.append(example.caption)
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
 
-    def restyled(self, positions: list[int], styles: list[str]) -> torch.Tensor:
-        """uint8 (B, 3, H, W): the scenes at `positions` drawn in `styles`, the references of restyle pairs."""
+    def restyled(self, positions: list[int], picks: list[int]) -> torch.Tensor:
+        """uint8 (B, 3, H, W): the scenes at `positions`, each in the `picks`-th style other than its own
+        (`imgen.world.examples.other_styles`): the references of restyle pairs."""
         images = [
-            np.asarray(render_example_restyled(self.seed, index, style, self.split, self.size), dtype=np.uint8)
-            for index, style in zip(positions, styles, strict=True)
+            np.asarray(render_example_restyled(self.seed, index, pick, self.split, self.size), dtype=np.uint8)
+            for index, pick in zip(positions, picks, strict=True)
         ]
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from imgen.world import vocab
 from imgen.world.captions import caption
 from imgen.world.layout import layout
 from imgen.world.render import render
@@ -54,7 +55,12 @@ def render_example(seed: int, index: int, split: str = "train", size: int = 128)
     return render(example.scene, size), example
 
 
-def render_example_restyled(seed: int, index: int, style: str, split: str = "train", size: int = 128) -> Image.Image:
-    """Example `index`'s scene drawn in `style`: the other half of a restyle training pair, same layout."""
+def other_styles(style: str) -> tuple[str, ...]:
+    """The world's styles but `style`, in their fixed order: what a restyle pair's reference may be drawn in."""
+    return tuple(other for other in vocab.STYLES if other != style)
+
+
+def render_example_restyled(seed: int, index: int, pick: int, split: str = "train", size: int = 128) -> Image.Image:
+    """Example `index`'s scene drawn in the `pick`-th of its `other_styles`: the other half of a restyle pair."""
     example = make_example(seed, index, split)
-    return render(replace(example.scene, style=style), size)
+    return render(replace(example.scene, style=other_styles(example.scene.style)[pick]), size)
