@@ -12,7 +12,8 @@ guidance has an unconditional model to push against.
 
 With `restyle_pairs`, that fraction of world examples also shows the coarse
 phase a reference: the same scene drawn in one of the other styles, a share
-of its cells drawn per example visible (the rest [MASK]). The target is
+of its cells drawn per example visible (the rest [MASK]); half of those are
+captioned by their style alone. The target is
 the example as captioned, so the model learns to keep the reference's layout
 and take the look from the prompt (`imgen.editing.restyle`).
 
@@ -269,11 +270,14 @@ def add_box_masks(masked: torch.Tensor, fraction: float, generator: torch.Genera
 class RestylePairs:
     """Which rows of a global batch get a reference (`paired`, (B,) bool), drawn in which style (`picks`, (B,)
     indices into the styles other than the scene's own, `imgen.world.examples.other_styles`) and which of
-    its coarse cells each shows (`visible`, (B, C) bool)."""
+    its coarse cells each shows (`visible`, (B, C) bool); `style_only` (B,) bool marks the rows whose caption
+    is to name the style alone, in sentence frame `frames` (B,)."""
 
     paired: torch.Tensor
     picks: torch.Tensor
     visible: torch.Tensor
+    style_only: torch.Tensor
+    frames: torch.Tensor
 
     def references(self, grids: torch.Tensor, rows: torch.Tensor, mask_id: int) -> torch.Tensor:
         """(b, C) reference inputs of a shard: the references' coarse `grids` (one per paired row of the shard,
@@ -292,7 +296,10 @@ def draw_restyle_pairs(
 
     A quarter of the paired rows show every cell: the reference whole, as
     `imgen restyle` gives it at strength 0; the rest practise the strengths in
-    between (a hidden cell is one the prompt alone decides).
+    between (a hidden cell is one the prompt alone decides). Half of the
+    paired rows are captioned by their style alone ("the scene at night"), as
+    a restyle is often asked for: what is where must then come from the
+    reference.
     """
     paired = torch.rand(batch, generator=generator) < fraction
     pick = torch.randint(styles, (batch,), generator=generator)
@@ -300,7 +307,19 @@ def draw_restyle_pairs(
     share = torch.where(torch.rand(batch, generator=generator) < 0.25, torch.ones_like(share), share)
     ranks = torch.rand(batch, cells, generator=generator).argsort(-1).argsort(-1)
     visible = ranks < (share * cells).round().long()[:, None]
-    return RestylePairs(paired=paired, picks=pick, visible=visible)
+    style_only = paired & (torch.rand(batch, generator=generator) < 0.5)
+    frames = torch.randint(1 << 16, (batch,), generator=generator)
+    return RestylePairs(paired=paired, picks=pick, visible=visible, style_only=style_only, frames=frames)
+
+
+def restyle_captions(
+    pairs: RestylePairs, source: WorldExamples, position: int, shard: range, captions: list[str]
+) -> list[str]:
+    """This process's captions, those of its `style_only` rows replaced by their style alone."""
+    return [
+        source.style_caption(position + row, int(pairs.frames[row])) if pairs.style_only[row] else text
+        for row, text in zip(shard, captions, strict=True)
+    ]
 
 
 def reference_inputs(
@@ -562,6 +581,8 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
                 pairs = draw_restyle_pairs(config.batch_size, cells, config.restyle_pairs, len(STYLES) - 1, noise)
 
             images, batch_captions = source.batch(range(position + shard.start, position + shard.stop))
+            if pairs is not None:
+                batch_captions = restyle_captions(pairs, source, position, shard, batch_captions)
             with torch.no_grad():  # in fp32, as every user of the tokens encodes: bf16 flipped 11% of detail ids
                 grids = tokenizer.encode(images.to(rank.device))
                 if pairs is not None:  # only world data draws pairs (`check_can_start`)

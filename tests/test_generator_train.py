@@ -25,6 +25,7 @@ from imgen.generator_train import (
     draw_restyle_pairs,
     missing_cpp_compiler,
     reference_inputs,
+    restyle_captions,
     train_generator,
 )
 from imgen.train_config import ConfigError
@@ -330,6 +331,8 @@ def test_restyle_pairs_show_a_share_of_rows_their_reference_where_visible_and_ma
     assert not draw_restyle_pairs(400, 64, 0.0, 6, generator).paired.any()
     pairs = draw_restyle_pairs(400, 64, 0.5, 5, generator)
     assert 150 < pairs.paired.sum() < 250 and set(pairs.picks.tolist()) == set(range(5))
+    assert not (pairs.style_only & ~pairs.paired).any()
+    assert 0.35 < pairs.style_only.sum() / pairs.paired.sum() < 0.65  # half the pairs name the style alone
     shares = pairs.visible.float().mean(1)
     assert 0.2 < (shares == 1).float().mean() < 0.35  # a quarter show the reference whole, as restyle at strength 0
     assert 0.2 < ((shares > 0.05) & (shares < 0.5)).float().mean() < 0.5  # the rest spread over the strengths
@@ -368,15 +371,34 @@ def test_reference_inputs_are_each_rows_own_scene_in_its_drawn_style_split_over_
         assert torch.equal(whole[row][shown], expected[shown]) and (whole[row][~shown] == mask_id).all()
 
 
-def test_restyle_pairs_grow_a_reference_input_that_changes_no_loss_until_it_trains(
+def test_style_only_rows_are_captioned_by_their_own_style_alone_and_the_rest_keep_theirs():
+    from imgen.world.captions import STYLE_FRAMES
+    from imgen.world.dataset import WorldExamples
+    from imgen.world.examples import make_example
+
+    source = WorldExamples(seed=3, size=32)
+    pairs = draw_restyle_pairs(40, 64, 0.5, 5, torch.Generator().manual_seed(2))
+    position, shard = 100, range(10, 30)
+    _, captions = source.batch(range(position + shard.start, position + shard.stop))
+    changed = restyle_captions(pairs, source, position, shard, captions)
+    assert pairs.style_only[shard.start : shard.stop].any()
+    for row, before, after in zip(shard, captions, changed, strict=True):
+        if not pairs.style_only[row]:
+            assert after == before
+            continue
+        style = make_example(3, position + row).scene.style
+        assert after in {frame.format("the scene") for frame in STYLE_FRAMES[style]}
+
+
+def test_restyle_pairs_grow_a_reference_input_and_train_what_the_shown_references_look_up(
     tmp_path: Path, tiny_checkpoint: Path
 ):
     base = dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "plain"), max_steps=3)
     train_generator(base)
     paired = dataclasses.replace(base, out_dir=str(tmp_path / "paired"), restyle_pairs=1.0)
     train_generator(paired)
-    # the same data and masks: the new input starts at zero, so the loss before the first update is the same
-    assert losses(tmp_path / "paired")[1] == pytest.approx(losses(tmp_path / "plain")[1], rel=1e-6)
+    events = [json.loads(line) for line in (tmp_path / "paired" / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "grown" and e.get("reference_input") for e in events)  # at zero: see test_growth
     model, _, _ = load_generator(tmp_path / "paired" / "checkpoint" / GENERATOR_FILE)
     assert model.config.reference_input
     assert model.reference_embed.weight[: model.config.mask_id].abs().sum() > 0  # it learnt from shown references

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from imgen.world.examples import render_example, render_example_restyled
+from imgen.world.examples import render_example, render_example_restyled, style_only_caption
 
 
 class WorldStream(IterableDataset):
@@ -70,6 +70,10 @@ class WorldExamples:
             images.append(np.asarray(image, dtype=np.uint8))
             captions.append(example.caption)
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
+
+    def style_caption(self, position: int, frame: int) -> str:
+        """The scene at `position` captioned by its style alone (`imgen.world.examples.style_only_caption`)."""
+        return style_only_caption(self.seed, position, frame, self.split)
 
     def restyled(self, positions: list[int], picks: list[int]) -> torch.Tensor:
         """uint8 (B, 3, H, W): the scenes at `positions`, each in the `picks`-th style other than its own

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from imgen.world import vocab
-from imgen.world.captions import caption
+from imgen.world.captions import STYLE_FRAMES, caption
 from imgen.world.layout import layout
 from imgen.world.render import render
 from imgen.world.sampling import random_spec
@@ -58,6 +58,14 @@ def render_example(seed: int, index: int, split: str = "train", size: int = 128)
 def other_styles(style: str) -> tuple[str, ...]:
     """The world's styles but `style`, in their fixed order: what a restyle pair's reference may be drawn in."""
     return tuple(other for other in vocab.STYLES if other != style)
+
+
+def style_only_caption(seed: int, index: int, frame: int, split: str = "train") -> str:
+    """A caption of example `index` that names its style alone ("the scene at night"): the prompt a restyle
+    is often given, everything else left to the reference. `frame` picks one of the style's sentence frames."""
+    style = make_example(seed, index, split).scene.style
+    frames = STYLE_FRAMES[style]
+    return frames[frame % len(frames)].format("the scene")
 
 
 def render_example_restyled(seed: int, index: int, pick: int, split: str = "train", size: int = 128) -> Image.Image:
