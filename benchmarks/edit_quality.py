@@ -20,7 +20,8 @@ target scene:
   an image to keep, the baseline an edit's "requested" compares with.
 
 Restyles: each scene has one to three objects drawn flat; the prompt asks for
-the same scene in another style. The judge counts the reference's objects it
+the same scene in another style (describing the scene, or with
+`--style-only-prompts` naming the style alone: "the scene at night"). The judge counts the reference's objects it
 finds again in their regions, and whether the asked style explains the
 objects best (its style check). The reference itself, returned unchanged, is
 scored too (`restyle_identity_*`): the figures of doing nothing.
@@ -55,7 +56,7 @@ from imgen.editing import COARSE_SHARE, DEFAULT_FEATHER, edit, restyle
 from imgen.eval.judge import judge
 from imgen.masks import CropBox, composite, feather_weights, grow_mask, seam_step
 from imgen.world import vocab
-from imgen.world.captions import caption
+from imgen.world.captions import STYLE_FRAMES, caption
 from imgen.world.layout import layout
 from imgen.world.render import render
 from imgen.world.spec import ObjectGroup, SceneSpec
@@ -116,15 +117,19 @@ def edit_case(index: int, seed: int):
     return image, mask, target, caption(target, rng), new, kept
 
 
-def restyle_case(index: int, seed: int):
-    """(reference image, target spec, prompt) of restyle scene `index`."""
+def restyle_case(index: int, seed: int, style_only: bool = False):
+    """(reference image, target spec, prompt) of restyle scene `index`; with `style_only` the prompt names the
+    style alone ("the scene at night"), as a restyle is often asked for."""
     rng = random.Random(f"restyle-quality/{seed}/{index}")
     regions = rng.sample(vocab.REGIONS, rng.randint(1, 3))
     groups = tuple(_object(rng, region) for region in regions)
     image, _ = _draw(SceneSpec(groups=groups), index)
     style = rng.choice(vocab.STYLES[1:])
     target = SceneSpec(groups=groups, style=style)
-    return image, target, caption(target, rng)
+    prompt = caption(target, rng)
+    if style_only:
+        prompt = rng.choice(STYLE_FRAMES[style]).format("the scene")
+    return image, target, prompt
 
 
 def main() -> None:
@@ -139,6 +144,7 @@ def main() -> None:
     parser.add_argument("--no-seamless", dest="seamless", action="store_false", help="paste without border matching")
     parser.add_argument("--coarse-steps", type=int, default=None, help="coarse steps of edits and restyles")
     parser.add_argument("--restyle-only", action="store_true", help="skip the edits (e.g. for a --strength sweep)")
+    parser.add_argument("--style-only-prompts", action="store_true", help="restyle prompts name the style alone")
     args = parser.parse_args()
     pipe = None if args.check else load(args.model, precision=args.precision)
     sampler = None
@@ -181,7 +187,7 @@ def main() -> None:
 
     kept_objects, found_objects, styled, identity_found, identity_styled = 0, 0, [], 0, 0
     for index in range(args.scenes):
-        image, target, prompt = restyle_case(index, args.seed)
+        image, target, prompt = restyle_case(index, args.seed, args.style_only_prompts)
         unchanged = judge(image, target)
         identity_found += sum(_passed(unchanged, _describe(g)) for g in target.groups)
         identity_styled += any(c.name == f"style {target.style}" and c.passed is True for c in unchanged.checks)
@@ -215,6 +221,7 @@ def main() -> None:
         "restyle_identity_objects_kept": round(identity_found / kept_objects, 3),
         "restyle_identity_style_recognised": round(identity_styled / args.scenes, 3),
         "restyle_strength": args.strength,
+        "restyle_style_only_prompts": args.style_only_prompts,
         "feather": args.feather,
         "seamless": args.seamless,
         "coarse_steps": None if sampler is None else sampler.coarse_steps,
@@ -229,6 +236,8 @@ def main() -> None:
         name += f"_coarse{sampler.coarse_steps}"
     if args.restyle_only or args.strength != 0.5:
         name += f"{'_restyle' if args.restyle_only else ''}_strength{args.strength:g}"
+    if args.style_only_prompts:
+        name += "_style_prompts"
     path = write_result(name, result)
     if args.restyle_only:
         print(
