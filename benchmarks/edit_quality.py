@@ -1,7 +1,7 @@
 """Do edits and restyles do what the prompt says? Judged from pixels, on world scenes of test seeds.
 
     python -m benchmarks.edit_quality [--model default] [--scenes 100] [--check] [--feather PX] [--no-seamless]
-        [--coarse-steps N] [--strength S] [--restyle-only]
+        [--coarse-steps N] [--strength S] [--restyle-only] [--style-only-prompts] [--cfg C]
 
 Edits: each scene has two objects in different regions of the 3x3 grid. The
 mask covers the first object's box (grown by 4 px); the prompt asks for a
@@ -145,11 +145,13 @@ def main() -> None:
     parser.add_argument("--coarse-steps", type=int, default=None, help="coarse steps of edits and restyles")
     parser.add_argument("--restyle-only", action="store_true", help="skip the edits (e.g. for a --strength sweep)")
     parser.add_argument("--style-only-prompts", action="store_true", help="restyle prompts name the style alone")
+    parser.add_argument("--cfg", type=float, default=None, help="guidance scale of edits and restyles")
     args = parser.parse_args()
     pipe = None if args.check else load(args.model, precision=args.precision)
     sampler = None
     if pipe is not None:
         sampler = replace(pipe.sampler, coarse_steps=args.coarse_steps or pipe.sampler.coarse_steps)
+        sampler = replace(sampler, cfg=pipe.sampler.cfg if args.cfg is None else args.cfg)
     start = time.perf_counter()
 
     requested, intact, changed_outside, border, interior, generated = [], [], 0, [], [], []
@@ -238,6 +240,8 @@ def main() -> None:
         name += f"{'_restyle' if args.restyle_only else ''}_strength{args.strength:g}"
     if args.style_only_prompts:
         name += "_style_prompts"
+    if args.cfg is not None:
+        name += f"_cfg{args.cfg:g}"
     path = write_result(name, result)
     if args.restyle_only:
         print(
