@@ -276,8 +276,8 @@ class Generator(nn.Module):
             raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
         if clean or not self.config.reference_input:
             return x
-        if reference is None:
-            reference = torch.full_like(coarse_ids, self.config.mask_id)
+        if reference is None:  # no cell has one: the [MASK] row everywhere, without a lookup per cell
+            return x + self.reference_embed.weight[self.config.mask_id]
         return x + self.reference_embed(reference)
 
     def embed_detail(self, previous: torch.Tensor, coarse_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
