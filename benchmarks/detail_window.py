@@ -37,9 +37,12 @@ from imgen.sampler import SamplerConfig, coarse_phase, detail_phase_of, make_gen
 
 
 @torch.inference_mode()
-def detail_nll(model, text: torch.Tensor, coarse: torch.Tensor, detail: torch.Tensor) -> list[float]:
-    """Mean NLL per detail token of each image, under the prompt-conditioned model with full context."""
-    logits = model.detail_forward(text, coarse, detail).float()
+def detail_nll(
+    model, text: torch.Tensor, coarse: torch.Tensor, detail: torch.Tensor, reference: torch.Tensor | None = None
+) -> list[float]:
+    """Mean NLL per detail token of each image, under the prompt-conditioned model with full context (and a
+    reference detail grid for a model with a detail reference input, `Generator.embed_detail`)."""
+    logits = model.detail_forward(text, coarse, detail, reference).float()
     per_token = F.cross_entropy(logits.transpose(1, 2), detail, reduction="none")  # (B, D)
     return per_token.mean(-1).tolist()
 

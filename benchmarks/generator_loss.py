@@ -21,7 +21,9 @@ the scenes (a scene with one masked coarse cell weighs as much as one with
   has the prompt alone (so between two such checkpoints the gap is what the
   reference is worth plus whatever else their training changed);
 - the detail grid: every token given the prompt, the clean coarse grid and the
-  tokens before it (teacher forcing, as in training).
+  tokens before it (teacher forcing, as in training); with `--masks restyle`
+  a generator with a detail reference input (`GPTConfig.detail_reference_input`)
+  also sees the reference's detail grid whole.
 
 The scenes are tokenized by each checkpoint's own image tokenizer, so
 checkpoints with different tokenizers are compared on what they must predict.
@@ -61,14 +63,17 @@ def scene_losses(
     grids = pipe.tokenizer.encode(images)
     coarse, detail = grids.coarse.flatten(1), grids.detail.flatten(1)
     text = torch.tensor([pipe.prompts.encode(c) for c in captions], dtype=torch.long)
-    reference = None
+    reference, detail_reference = None, None
     if references is not None and model.config.reference_input:
-        reference = pipe.tokenizer.encode(references).coarse.flatten(1)
+        reference_grids = pipe.tokenizer.encode(references)
+        reference = reference_grids.coarse.flatten(1)
+        if model.config.detail_reference_input:
+            detail_reference = reference_grids.detail.flatten(1)
     coarse_in = coarse.masked_fill(masked, model.config.mask_id)
     coarse_logits = model.coarse_logits(text, coarse_in, reference).float()
     coarse_ce = F.cross_entropy(coarse_logits.transpose(1, 2), coarse, reduction="none")  # (B, C)
     coarse_nll = (coarse_ce * masked).sum(-1) / masked.sum(-1)
-    return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail), strict=True))
+    return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail, detail_reference), strict=True))
 
 
 def other_style(seed: int, index: int) -> int:

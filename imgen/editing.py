@@ -275,7 +275,10 @@ def restyle(
     and draws every coarse cell itself: it learnt from the same scenes in two
     styles what to keep and what the prompt changes. There `strength` is the
     fraction of the reference's cells hidden from it (a random choice per
-    seed, as in training): at 0 it sees them all.
+    seed, as in training): at 0 it sees them all. One that also has a detail
+    reference input (`GPTConfig.detail_reference_input`) sees the reference's
+    detail tokens under the cells it is shown, so it can keep which object
+    each blob is, not only where the blobs are.
 
     `seed`, `seeds`, `sampler` and `callback` behave as in `Pipeline.generate`,
     one image per seed.
@@ -287,13 +290,17 @@ def restyle(
     source = upright(_open(image))
     original_size = source.size
     square, (left, top, width, height) = letterbox(flatten(source, background=(255, 255, 255)), pipe.image_size)
-    coarse_src, _ = _encode(pipe, square)
+    coarse_src, detail_src = _encode(pipe, square)
     config = sampler or pipe.sampler
     cells = coarse_src.shape[1]
     keep = cells - round(strength * cells)
-    coarse_fixed, reference = None, None
-    if pipe.generator.config.reference_input:
-        reference = shown_reference(coarse_src, seeds, cells - keep, pipe.generator.config.mask_id)
+    coarse_fixed, reference, detail_reference = None, None, None
+    g = pipe.generator.config
+    if g.reference_input:
+        reference = shown_reference(coarse_src, seeds, cells - keep, g.mask_id)
+        if g.detail_reference_input:  # the same cells hidden: the detail positions they cover have none
+            hidden = (reference == g.mask_id)[:, pipe.generator.cover]
+            detail_reference = detail_src.expand(len(seeds), -1).masked_fill(hidden, g.bos_id)
     else:
         coarse_fixed = torch.full((len(seeds), cells), -1, dtype=torch.long)
         if keep > 0:
@@ -315,6 +322,7 @@ def restyle(
         coarse_fixed=coarse_fixed,
         callback=_progress(pipe, finish, callback),
         coarse_reference=reference,
+        detail_reference=detail_reference,
     )
     return [finish(generated) for generated in pipe.decode(coarse, detail)]
 

@@ -12,8 +12,9 @@ guidance has an unconditional model to push against.
 
 With `restyle_pairs`, that fraction of world examples also shows the coarse
 phase a reference: the same scene drawn in one of the other styles, a share
-of its cells drawn per example visible (the rest [MASK]); half of those are
-captioned by their style alone. The target is
+of its cells drawn per example visible (the rest [MASK]), and the detail
+phase that reference's detail tokens under the visible cells; half of those
+are captioned by their style alone. The target is
 the example as captioned, so the model learns to keep the reference's layout
 and take the look from the prompt (`imgen.editing.restyle`).
 
@@ -51,7 +52,7 @@ from imgen.api import GENERATOR_FILE, TOKENIZER_FILE, Pipeline, load_generator, 
 from imgen.checkpoints import load_tokenizer, read_header
 from imgen.distributed import Rank, all_sum, any_rank, joined
 from imgen.growth import add_prompt_words, add_reference_input, deepen
-from imgen.model import GPT_SIZES, Generator, GPTConfig
+from imgen.model import GPT_SIZES, Generator, GPTConfig, covering_cells
 from imgen.text import PromptEncoder, train_text_tokenizer
 from imgen.tokenizer.token_ids import TOKEN_IDS_KEY, pairing_problem, token_id_fingerprint
 from imgen.train_config import ConfigError, check_limits
@@ -279,13 +280,18 @@ class RestylePairs:
     style_only: torch.Tensor
     frames: torch.Tensor
 
-    def references(self, grids: torch.Tensor, rows: torch.Tensor, mask_id: int) -> torch.Tensor:
-        """(b, C) reference inputs of a shard: the references' coarse `grids` (one per paired row of the shard,
-        in order) where visible, [MASK] elsewhere and in every unpaired row. `rows`: the shard's global rows."""
-        out = torch.full((len(rows), self.visible.shape[1]), mask_id, dtype=torch.long)
+    def references(
+        self, grids: torch.Tensor, rows: torch.Tensor, none_id: int, cover: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(b, N) reference inputs of a shard: the references' `grids` (one per paired row of the shard,
+        in order) where visible, `none_id` elsewhere and in every unpaired row. `rows`: the shard's global rows.
+        Coarse grids as they are; detail grids with `cover` (`imgen.model.covering_cells`), each position
+        visible where the coarse cell covering it is."""
+        visible = self.visible if cover is None else self.visible[:, cover]
+        out = torch.full((len(rows), visible.shape[1]), none_id, dtype=torch.long)
         paired = self.paired[rows]
-        shown = self.visible[rows][paired]
-        out[paired] = torch.where(shown, grids.to(out.device), torch.full_like(grids, mask_id))
+        shown = visible[rows][paired]
+        out[paired] = torch.where(shown, grids.to(out.device), torch.full_like(grids, none_id))
         return out
 
 
@@ -328,18 +334,23 @@ def reference_inputs(
     tokenizer: VQTokenizer,
     position: int,
     shard: range,
-    cells: int,
-    mask_id: int,
-) -> torch.Tensor:
-    """(b, C) reference inputs of this process's rows: its paired scenes drawn in their styles and encoded."""
+    config: GPTConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference inputs of this process's rows, coarse (b, C) and detail (b, D): its paired scenes drawn in
+    their styles and encoded, hidden cells [MASK] and the detail positions under them [BOS]."""
     rows = torch.arange(shard.start, shard.stop)
     chosen = rows[pairs.paired[rows]].tolist()
-    grids = torch.zeros(0, cells, dtype=torch.long)
+    coarse = torch.zeros(0, config.coarse_len, dtype=torch.long)
+    detail = torch.zeros(0, config.detail_len, dtype=torch.long)
     if chosen:
         picks = [int(pairs.picks[row]) for row in chosen]
         images = source.restyled([position + row for row in chosen], picks)
-        grids = tokenizer.encode(images.to(next(tokenizer.parameters()).device)).coarse.flatten(1).cpu()
-    return pairs.references(grids, rows, mask_id)
+        grids = tokenizer.encode(images.to(next(tokenizer.parameters()).device))
+        coarse, detail = grids.coarse.flatten(1).cpu(), grids.detail.flatten(1).cpu()
+    return (
+        pairs.references(coarse, rows, config.mask_id),
+        pairs.references(detail, rows, config.bos_id, covering_cells(config)),
+    )
 
 
 def detail_rows(batch: int, detail_batch: int) -> torch.Tensor:
@@ -370,6 +381,7 @@ class GeneratorObjective(torch.nn.Module):
         detail: torch.Tensor,  # (b, D)
         with_detail: torch.Tensor,  # (b,) bool
         reference: torch.Tensor | None = None,  # (b, C) reference grids, [MASK] = none (`Generator.embed_coarse`)
+        detail_reference: torch.Tensor | None = None,  # (b, D) their detail grids, [BOS] = none (`embed_detail`)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         coarse_in = coarse.masked_fill(masked, self.model.config.mask_id)
         logits = self.model.coarse_logits(text, coarse_in, reference).float()
@@ -378,7 +390,8 @@ class GeneratorObjective(torch.nn.Module):
         weight = 1.0
         if rows.numel() == 0:  # this rank has no detail row: run one with weight 0 so every parameter gets a grad
             rows, weight = rows.new_zeros(1), 0.0
-        detail_logits = self.model.detail_forward(text[rows], coarse[rows], detail[rows]).float()
+        shown = None if detail_reference is None else detail_reference[rows]
+        detail_logits = self.model.detail_forward(text[rows], coarse[rows], detail[rows], shown).float()
         detail_sum = F.cross_entropy(detail_logits.flatten(0, 1), detail[rows].flatten(), reduction="sum") * weight
         return coarse_sum, detail_sum
 
@@ -507,13 +520,14 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         model, prompts = initial_model(config, tokenizer.config, vocabulary)
     if (model.config.coarse_vocab, model.config.detail_vocab) != (tokenizer.coarse_vocab, tokenizer.detail_vocab):
         raise ValueError(f"{tokenizer_file}: its codebooks do not match the generator's")
-    if config.restyle_pairs > 0 and not model.config.reference_input:
-        if resuming:  # the saved optimizer state has no place for the new input
+    if config.restyle_pairs > 0 and not (model.config.reference_input and model.config.detail_reference_input):
+        if resuming:  # the saved optimizer state has no place for the new inputs
             raise ValueError(
-                f"{out} holds a run without restyle pairs; start a new run from it: --init {final} --out NEW_FOLDER"
+                f"{out} holds a run without restyle pairs (or without their detail reference); start a new run"
+                f" from it: --init {final} --out NEW_FOLDER"
             )
         model = add_reference_input(model)
-        report({"event": "grown", "reference_input": True})
+        report({"event": "grown", "reference_input": True, "detail_reference_input": True})
     model.to(rank.device).train()
     objective = GeneratorObjective(model)
     if rank.distributed:
@@ -576,7 +590,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             dropped_all = torch.rand(config.batch_size, generator=noise) < config.cfg_dropout
             if config.box_masks > 0:
                 masked_all = add_box_masks(masked_all, config.box_masks, noise)
-            pairs, reference, cells = None, None, model.config.coarse_len
+            pairs, reference, detail_reference, cells = None, None, None, model.config.coarse_len
             if config.restyle_pairs > 0:
                 pairs = draw_restyle_pairs(config.batch_size, cells, config.restyle_pairs, len(STYLES) - 1, noise)
 
@@ -586,8 +600,9 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
             with torch.no_grad():  # in fp32, as every user of the tokens encodes: bf16 flipped 11% of detail ids
                 grids = tokenizer.encode(images.to(rank.device))
                 if pairs is not None:  # only world data draws pairs (`check_can_start`)
-                    mask_id = model.config.mask_id
-                    reference = reference_inputs(pairs, source, tokenizer, position, shard, cells, mask_id)
+                    reference, detail_reference = reference_inputs(
+                        pairs, source, tokenizer, position, shard, model.config
+                    )
             text = prompt_rows(prompts, batch_captions, dropped_all[local], null_ids, config.data == "world")
             lr = config.learning_rate(step)
             for group in optimizer.param_groups:
@@ -600,6 +615,7 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
                     grids.detail.flatten(1),
                     detail_local,
                     None if reference is None else reference.to(rank.device),
+                    None if detail_reference is None else detail_reference.to(rank.device),
                 )
             n_coarse = masked_all.sum().item()
             loss = (coarse_sum / n_coarse + detail_sum / n_detail) * rank.world_size  # DDP averages over ranks

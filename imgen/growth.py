@@ -15,8 +15,9 @@ New prompt words (`add_prompt_words`) start with the embedding of `<unk>`,
 which is how the checkpoint read them until then: every prompt gives the same
 logits as before, and training then tells the new words apart.
 
-A reference input (`add_reference_input`, for training on restyle pairs)
-starts at zero for the same reason.
+The reference inputs (`add_reference_input`, for training on restyle pairs:
+one to the coarse phase, one to the detail phase) start at zero for the same
+reason.
 """
 
 from __future__ import annotations
@@ -79,12 +80,20 @@ def add_prompt_words(model: Generator, prompts: PromptEncoder, words: list[str])
     return grown.train(model.training), wider
 
 
+REFERENCE_EMBEDDINGS = {
+    "reference_input": "reference_embed.weight",
+    "detail_reference_input": "detail_reference_embed.weight",
+}  # each reference input's flag and its embedding
+
+
 def add_reference_input(model: Generator) -> Generator:
-    """A copy of `model` with a reference input (`GPTConfig.reference_input`), at zero: the same outputs."""
-    if model.config.reference_input:
+    """A copy of `model` with both reference inputs (`GPTConfig.reference_input` and
+    `GPTConfig.detail_reference_input`), the missing ones at zero: the same outputs."""
+    missing = [flag for flag in REFERENCE_EMBEDDINGS if not getattr(model.config, flag)]
+    if not missing:
         return model
-    grown = Generator(replace(model.config, reference_input=True))
+    grown = Generator(replace(model.config, **dict.fromkeys(missing, True)))
     loaded = grown.load_state_dict(model.state_dict(), strict=False)
-    if loaded.unexpected_keys or loaded.missing_keys != ["reference_embed.weight"]:
+    if loaded.unexpected_keys or sorted(loaded.missing_keys) != sorted(REFERENCE_EMBEDDINGS[f] for f in missing):
         raise ValueError(f"generator layout changed: {loaded}")
     return grown.train(model.training)

@@ -58,6 +58,7 @@ class GPTConfig:
     n_heads: int = 8
     mlp_ratio: float = 4.0
     reference_input: bool = False  # coarse cells also see a reference grid (restyle), `Generator.reference_embed`
+    detail_reference_input: bool = False  # detail positions also see one, `Generator.detail_reference_embed`
 
     @property
     def coarse_len(self) -> int:
@@ -78,16 +79,25 @@ class GPTConfig:
         return self.detail_vocab
 
     def to_json(self) -> str:
-        """The fields as JSON; `reference_input` only where set, so a plain generator's header is what an
-        imgen from before that field reads (it refuses unknown fields)."""
+        """The fields as JSON; the reference inputs only where set, so a plain generator's header is what an
+        imgen from before those fields reads (it refuses unknown fields)."""
         fields = asdict(self)
-        if not self.reference_input:
-            del fields["reference_input"]
+        for flag in ("reference_input", "detail_reference_input"):
+            if not fields[flag]:
+                del fields[flag]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> GPTConfig:
         return cls(**json.loads(text))
+
+
+def covering_cells(config: GPTConfig) -> torch.Tensor:
+    """(D,) the coarse cell that covers each detail position (row-major on both grids)."""
+    ratio = config.detail_grid // config.coarse_grid
+    rows = torch.arange(config.detail_grid).repeat_interleave(config.detail_grid) // ratio
+    cols = torch.arange(config.detail_grid).repeat(config.detail_grid) // ratio
+    return rows * config.coarse_grid + cols
 
 
 GPT_SIZES: dict[str, dict] = {
@@ -206,6 +216,8 @@ class Generator(nn.Module):
         self.segment = nn.Parameter(torch.zeros(4, d))  # text, masked coarse, clean coarse, detail
         if config.reference_input:  # the reference's token at each coarse cell, or [MASK]: none given there
             self.reference_embed = nn.Embedding(config.coarse_vocab + 1, d)
+        if config.detail_reference_input:  # the reference's detail token at each detail position, or [BOS]: none
+            self.detail_reference_embed = nn.Embedding(config.detail_vocab + 1, d)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.coarse_head = nn.Linear(d, config.coarse_vocab)
@@ -218,11 +230,9 @@ class Generator(nn.Module):
                 nn.init.normal_(param, std=0.02 / math.sqrt(2 * config.n_layers))  # GPT-2 residual scaling
         if config.reference_input:  # zero: a reference changes nothing until training teaches it to
             nn.init.zeros_(self.reference_embed.weight)
-        # Which coarse cell covers each detail position (row-major on both grids).
-        ratio = config.detail_grid // config.coarse_grid
-        rows = torch.arange(config.detail_grid).repeat_interleave(config.detail_grid) // ratio
-        cols = torch.arange(config.detail_grid).repeat(config.detail_grid) // ratio
-        self.register_buffer("cover", rows * config.coarse_grid + cols, persistent=False)
+        if config.detail_reference_input:
+            nn.init.zeros_(self.detail_reference_embed.weight)
+        self.register_buffer("cover", covering_cells(config), persistent=False)
         self.register_buffer("train_mask", self._training_mask(), persistent=False)
         self.register_buffer(
             "coarse_mask", self._training_mask()[: self._coarse_end, : self._coarse_end].clone(), False
@@ -280,10 +290,29 @@ class Generator(nn.Module):
             return x + self.reference_embed.weight[self.config.mask_id]
         return x + self.reference_embed(reference)
 
-    def embed_detail(self, previous: torch.Tensor, coarse_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Detail inputs: previous detail token + covering coarse cell + position. previous: (B, n)."""
+    def embed_detail(
+        self,
+        previous: torch.Tensor,
+        coarse_ids: torch.Tensor,
+        positions: torch.Tensor,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Detail inputs: previous detail token + covering coarse cell + position. previous: (B, n).
+
+        A detail-reference model (`GPTConfig.detail_reference_input`) also adds
+        the embedding of `reference[:, position]`, a reference image's detail
+        token at the position each input predicts, or [BOS] where it has none
+        (`reference` (B, D) is the whole grid; None: no position has one).
+        """
         covering = coarse_ids[:, self.cover[positions]]  # (B, n)
-        return self.detail_embed(previous) + self.coarse_embed(covering) + self.detail_pos[positions] + self.segment[3]
+        x = self.detail_embed(previous) + self.coarse_embed(covering) + self.detail_pos[positions] + self.segment[3]
+        if reference is not None and not self.config.detail_reference_input:
+            raise ValueError("this generator has no detail reference input (it was not trained on restyle pairs)")
+        if not self.config.detail_reference_input:
+            return x
+        if reference is None:
+            return x + self.detail_reference_embed.weight[self.config.bos_id]
+        return x + self.detail_reference_embed(reference[:, positions])
 
     def _run(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
         for layer, block in enumerate(self.blocks):
@@ -301,6 +330,7 @@ class Generator(nn.Module):
         coarse_ids: torch.Tensor,  # (B, C) clean coarse ids
         detail_ids: torch.Tensor,  # (B, D) target detail ids
         reference: torch.Tensor | None = None,  # (B, C) a reference grid (`embed_coarse`)
+        detail_reference: torch.Tensor | None = None,  # (B, D) its detail grid (`embed_detail`)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits for every coarse cell (B, C, Vc) and every detail token (B, D, Vd)."""
         c = self.config
@@ -313,7 +343,7 @@ class Generator(nn.Module):
                 self.embed_text(text_ids),
                 self.embed_coarse(coarse_in, clean=False, reference=reference),
                 self.embed_coarse(coarse_ids, clean=True),
-                self.embed_detail(previous, coarse_ids, positions),
+                self.embed_detail(previous, coarse_ids, positions, detail_reference),
             ],
             dim=1,
         )  # (B, S, C)
@@ -326,6 +356,7 @@ class Generator(nn.Module):
         text_ids: torch.Tensor,  # (B, T)
         coarse_ids: torch.Tensor,  # (B, C) clean coarse ids
         detail_ids: torch.Tensor,  # (B, D) target detail ids
+        reference: torch.Tensor | None = None,  # (B, D) a reference detail grid (`embed_detail`)
     ) -> torch.Tensor:
         """Detail logits (B, D, Vd) from [text][clean coarse][detail] alone.
 
@@ -343,7 +374,7 @@ class Generator(nn.Module):
             [
                 self.embed_text(text_ids),
                 self.embed_coarse(coarse_ids, clean=True),
-                self.embed_detail(previous, coarse_ids, positions),
+                self.embed_detail(previous, coarse_ids, positions, reference),
             ],
             dim=1,
         )
@@ -405,19 +436,31 @@ class Generator(nn.Module):
         self.encode_prompt(text_ids, cache)
         return self.prefill_detail(coarse_ids, cache)
 
-    def prefill_detail(self, coarse_ids: torch.Tensor, cache: KVCache, guidance: float | None = None) -> torch.Tensor:
-        """`prefill` for a prompt already in `cache` (`encode_prompt`): cache the clean coarse grid. (B, Vd)"""
+    def prefill_detail(
+        self,
+        coarse_ids: torch.Tensor,
+        cache: KVCache,
+        guidance: float | None = None,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`prefill` for a prompt already in `cache` (`encode_prompt`): cache the clean coarse grid. (B, Vd)
+
+        `reference` (B, D), a reference detail grid (`embed_detail`), stays in
+        the cache for the decode steps.
+        """
         c = self.config
         B = coarse_ids.shape[0]
         bos = torch.full((B, 1), c.bos_id, dtype=torch.long, device=coarse_ids.device)
         zero = torch.zeros(1, dtype=torch.long, device=coarse_ids.device)
-        x = torch.cat([self.embed_coarse(coarse_ids, clean=True), self.embed_detail(bos, coarse_ids, zero)], dim=1)
+        first = self.embed_detail(bos, coarse_ids, zero, reference)
+        x = torch.cat([self.embed_coarse(coarse_ids, clean=True), first], dim=1)
         # Coarse rows see prompt + coarse, the first detail row sees all.
         mask = torch.ones(c.coarse_len + 1, c.text_len + c.coarse_len + 1, dtype=torch.bool, device=x.device)
         mask[: c.coarse_len, -1] = False
         cache.length = c.text_len
         h = self._run(x, mask, cache)
         cache.extra["coarse_ids"] = coarse_ids
+        cache.extra["detail_reference"] = reference
         return self._guided(self.detail_head, h[:, -1], guidance)
 
     def decode_one(
@@ -425,7 +468,7 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Feed detail token `position - 1` (B,) at detail `position`; return logits for that position. (B, Vd)"""
         positions = torch.tensor([position], device=token.device)
-        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions)
+        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions, cache.extra["detail_reference"])
         h = self._run(x, None, cache)
         return self._guided(self.detail_head, h[:, -1], guidance)
 
@@ -446,7 +489,7 @@ class Generator(nn.Module):
         of `positions`). Keys and values go to the positions' own slots, so
         later steps see them.
         """
-        x = self.embed_detail(previous, cache.extra["coarse_ids"], positions)
+        x = self.embed_detail(previous, cache.extra["coarse_ids"], positions, cache.extra["detail_reference"])
         cache.write_at = self.config.text_len + self.config.coarse_len + positions
         cache.read_to = allowed.shape[1]
         # one additive mask for every layer (a boolean one is converted again in each)

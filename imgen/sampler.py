@@ -287,11 +287,12 @@ def detail_phase(
     detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
     callback: ProgressCallback | None = None,
     cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
+    reference: torch.Tensor | None = None,  # (B, D) a reference detail grid, [BOS] = none (`Generator.embed_detail`)
 ) -> torch.Tensor:
     """Write the detail grid row by row over a KV cache. Returns (B, D)."""
     c = model.config
     B, D, row = text_ids.shape[0], c.detail_len, c.detail_grid
-    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg)
+    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg, reference)
     detail = torch.full((B, D), -1, dtype=torch.long)
     for position in range(D):
         token = _choose(logits, config, generators, config.detail_temperature)
@@ -312,15 +313,18 @@ def _prefilled(
     coarse_ids: torch.Tensor,
     cache: KVCache | None,
     cfg: float,
+    reference: torch.Tensor | None = None,
 ) -> tuple[KVCache, torch.Tensor, float | None]:
     """The detail phase's start: its cache with the coarse grid added, the logits of detail token 0 (B, Vd),
-    and the guidance its steps pass to the model (None: the prompt rows alone, when `cfg` is 1).
+    and the guidance its steps pass to the model (None: the prompt rows alone, when `cfg` is 1). A detail
+    `reference` (B, D) goes to the prompt rows and the empty-prompt rows alike, as in `coarse_logits`.
     """
     cache = cache if cache is not None else prompt_cache(model, text_ids, null_ids)
     if cfg == 1.0:
         cache = cache.first_rows(text_ids.shape[0])  # the empty-prompt rows would only be discarded
-        return cache, model.prefill_detail(coarse_ids, cache, None), None
-    return cache, model.prefill_detail(torch.cat([coarse_ids, coarse_ids]), cache, cfg), cfg
+        return cache, model.prefill_detail(coarse_ids, cache, None, reference), None
+    both = None if reference is None else torch.cat([reference, reference])
+    return cache, model.prefill_detail(torch.cat([coarse_ids, coarse_ids]), cache, cfg, both), cfg
 
 
 def _guided_rows(inputs: torch.Tensor, guidance: float | None) -> torch.Tensor:
@@ -392,11 +396,12 @@ def parallel_detail_phase(
     detail_fixed: torch.Tensor | None = None,  # (B, D), -1 = free
     callback: ProgressCallback | None = None,
     cache: KVCache | None = None,  # from `prompt_cache`; made here if not given
+    reference: torch.Tensor | None = None,  # (B, D) as in `detail_phase`
 ) -> torch.Tensor:
     """Write the detail grid with several rows in flight (`detail_schedule`). Returns (B, D)."""
     c = model.config
     B, D, grid = text_ids.shape[0], c.detail_len, c.detail_grid
-    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg)
+    cache, logits, guidance = _prefilled(model, text_ids, null_ids, coarse_ids, cache, config.detail_cfg, reference)
     logits = logits[:, None]
     detail = torch.full((B, D), -1, dtype=torch.long)
     for index, step in enumerate(window_plan(model, config.detail_window)):
@@ -467,21 +472,21 @@ def sample_tokens(
     detail_fixed: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
     coarse_reference: torch.Tensor | None = None,
+    detail_reference: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both phases for a batch of prompts; image b uses seed `seeds[b]`. Returns (coarse, detail).
 
     `coarse_reference` (B, C): a reference grid the coarse phase of a
-    reference-input generator sees (`Generator.embed_coarse`; restyle).
+    reference-input generator sees (`Generator.embed_coarse`; restyle);
+    `detail_reference` (B, D): its detail grid, for the detail phase of a
+    generator with a detail reference input (`Generator.embed_detail`).
     """
     phase = detail_phase_of(model, config)  # checks the mode before any work
-    if coarse_reference is not None:
-        if not model.config.reference_input:
-            raise ValueError("this generator has no reference input (it was not trained on restyle pairs)")
-        if coarse_reference.shape != (text_ids.shape[0], model.config.coarse_len):
-            shape = tuple(coarse_reference.shape)
-            raise ValueError(f"coarse_reference must be (batch, {model.config.coarse_len}), not {shape}")
-        if coarse_reference.min() < 0 or coarse_reference.max() > model.config.mask_id:
-            raise ValueError(f"coarse_reference holds coarse ids, or {model.config.mask_id} ([MASK]) for none")
+    c = model.config
+    check_reference(coarse_reference, "coarse_reference", c.reference_input, text_ids.shape[0], c.coarse_len, c.mask_id)
+    check_reference(
+        detail_reference, "detail_reference", c.detail_reference_input, text_ids.shape[0], c.detail_len, c.bos_id
+    )
     generators = make_generators(seeds)
     cache = prompt_cache(model, text_ids, null_ids)
     if config.mode == "raster":
@@ -490,8 +495,23 @@ def sample_tokens(
         coarse = coarse_phase(
             model, text_ids, null_ids, config, generators, coarse_fixed, callback, cache, coarse_reference
         )
-    detail = phase(model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache)
+    detail = phase(
+        model, text_ids, null_ids, coarse, config, generators, detail_fixed, callback, cache, detail_reference
+    )
     return coarse, detail
+
+
+def check_reference(grid: torch.Tensor | None, name: str, accepted: bool, batch: int, cells: int, none_id: int) -> None:
+    """A `ValueError` unless `grid` is None or a (batch, cells) grid of ids below `none_id`, or `none_id` for none,
+    for a generator that `accepted` it (trained on restyle pairs)."""
+    if grid is None:
+        return
+    if not accepted:
+        raise ValueError(f"this generator has no reference input for {name} (it was not trained on restyle pairs)")
+    if grid.shape != (batch, cells):
+        raise ValueError(f"{name} must be (batch, {cells}), not {tuple(grid.shape)}")
+    if grid.min() < 0 or grid.max() > none_id:
+        raise ValueError(f"{name} holds token ids, or {none_id} for none")
 
 
 def detail_phase_of(model: Generator, config: SamplerConfig) -> Callable[..., torch.Tensor]:

@@ -351,5 +351,9 @@ def test_a_plain_generator_header_names_only_the_fields_readers_before_the_refer
     plain = GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40)
     assert "reference_input" not in json.loads(plain.to_json())  # such readers refuse unknown fields
     assert GPTConfig.from_json(plain.to_json()) == plain
+    assert "detail_reference_input" not in json.loads(plain.to_json())
     paired = replace(plain, reference_input=True)
     assert json.loads(paired.to_json())["reference_input"] is True and GPTConfig.from_json(paired.to_json()) == paired
+    assert "detail_reference_input" not in json.loads(paired.to_json())  # what the previous release reads
+    both = replace(paired, detail_reference_input=True)
+    assert json.loads(both.to_json())["detail_reference_input"] is True and GPTConfig.from_json(both.to_json()) == both

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -341,8 +343,9 @@ def test_a_generator_trained_on_restyle_pairs_is_shown_the_reference_and_draws_e
     paired = Pipeline(pipe.tokenizer, generator, pipe.prompts, "paired", "0" * 64, pipe.sampler)
     seen = _spy(monkeypatch)
     image = _photo(128, 128, 6)
-    source = pipe.tokenizer.encode(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]).coarse.flatten()
-    mask_id = generator.config.mask_id
+    grids = pipe.tokenizer.encode(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None])
+    source, source_detail = grids.coarse.flatten(), grids.detail.flatten()
+    mask_id, bos_id = generator.config.mask_id, generator.config.bos_id
     for strength, hidden in [(0.0, 0), (0.25, 16), (0.5, 32), (1.0, 64)]:
         restyle(paired, image, PROMPT, strength, seeds=[1, 2])
         assert seen["coarse_fixed"] is None  # no cell is copied: the model draws them all
@@ -352,6 +355,12 @@ def test_a_generator_trained_on_restyle_pairs_is_shown_the_reference_and_draws_e
         if 0 < hidden < 64:  # each seed hides its own cells, the same ones every time
             assert not torch.equal(shown[0], shown[1])
             assert torch.equal(shown, shown_reference(source[None], [1, 2], hidden, mask_id))
+        # the detail phase sees the reference's detail tokens under the shown cells, [BOS] under the hidden
+        shown_detail = seen["detail_reference"]
+        under_shown = (shown != mask_id).view(2, 8, 8).repeat_interleave(2, 1).repeat_interleave(2, 2).flatten(1)
+        assert shown_detail.shape == (2, 256)
+        assert torch.equal(shown_detail[under_shown], source_detail.expand(2, -1)[under_shown])
+        assert (shown_detail[~under_shown] == bos_id).all()
 
 
 def test_restyle_keeps_the_cells_the_prompt_explains_best(pipe):
@@ -374,3 +383,11 @@ def test_restyle_same_seed_same_image(pipe):
     again = np.asarray(restyle(pipe, image, PROMPT, 0.4, seed=2)[0])
     other = np.asarray(restyle(pipe, image, PROMPT, 0.4, seed=3)[0])
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_a_generator_with_a_coarse_reference_alone_is_shown_no_detail_reference(pipe, monkeypatch):
+    config = dataclasses.replace(pipe.generator.config, reference_input=True)
+    coarse_only = Pipeline(pipe.tokenizer, Generator(config).eval(), pipe.prompts, "c", "0" * 64, pipe.sampler)
+    seen = _spy(monkeypatch)
+    restyle(coarse_only, _photo(96, 128, 3), PROMPT, 0.0)
+    assert seen["coarse_reference"] is not None and seen["detail_reference"] is None

@@ -405,3 +405,42 @@ def test_a_reference_reaches_every_coarse_step_guided_or_not_and_both_modes():
     for wrong in (reference[:, :10], reference[:1], torch.full_like(reference, -1)):  # -1 means "free" elsewhere
         with pytest.raises(ValueError, match="coarse_reference"):
             sample_tokens(model, text, null, SamplerConfig(coarse_steps=4), [4, 5], coarse_reference=wrong)
+
+
+def test_a_detail_reference_reaches_every_detail_step_cached_guided_and_in_parallel():
+    torch.manual_seed(0)
+    model = Generator(replace(CONFIG, reference_input=True, detail_reference_input=True)).eval()
+    with torch.no_grad():
+        model.detail_reference_embed.weight.normal_(0, 1.0)  # as if trained on restyle pairs
+    text, coarse, detail = _inputs(2)
+    null = torch.zeros(1, 6, dtype=torch.long)
+    reference = torch.randint(0, 40, (2, 256), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        _, full = model(text, coarse, coarse, detail, None, reference)
+        cache = KVCache.empty(CONFIG, 2, model.sequence_capacity(), torch.float32, torch.device("cpu"))
+        model.encode_prompt(text, cache)
+        steps = [model.prefill_detail(coarse, cache, None, reference)]
+        steps += [model.decode_one(detail[:, p - 1], p, cache) for p in range(1, 256)]
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    for mode, window, detail_cfg in (
+        ("two-phase", 2, 1.0),
+        ("two-phase", 2, 3.0),
+        ("two-phase", 0, 1.0),
+        ("raster", 2, 1.0),
+    ):
+        config = SamplerConfig(coarse_steps=4, mode=mode, detail_window=window, detail_cfg=detail_cfg)
+        plain_coarse, plain = sample_tokens(model, text, null, config, [4, 5])
+        seen_coarse, seen = sample_tokens(model, text, null, config, [4, 5], detail_reference=reference)
+        assert torch.equal(plain_coarse, seen_coarse), mode  # the coarse phase has its own reference
+        assert not torch.equal(plain, seen), (mode, window, detail_cfg)
+    none_given = torch.full_like(reference, CONFIG.bos_id)
+    config = SamplerConfig(coarse_steps=4)
+    assert torch.equal(
+        sample_tokens(model, text, null, config, [4, 5])[1],
+        sample_tokens(model, text, null, config, [4, 5], detail_reference=none_given)[1],
+    )
+    with pytest.raises(ValueError, match="no reference input for detail_reference"):
+        sample_tokens(_model(), text, null, config, [4, 5], detail_reference=reference)
+    for wrong in (reference[:, :10], reference[:1], torch.full_like(reference, -1), reference + 40):
+        with pytest.raises(ValueError, match="detail_reference"):
+            sample_tokens(model, text, null, config, [4, 5], detail_reference=wrong)

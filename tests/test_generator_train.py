@@ -28,6 +28,7 @@ from imgen.generator_train import (
     restyle_captions,
     train_generator,
 )
+from imgen.model import GPTConfig
 from imgen.train_config import ConfigError
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
@@ -338,7 +339,7 @@ def test_restyle_pairs_show_a_share_of_rows_their_reference_where_visible_and_ma
     assert 0.2 < ((shares > 0.05) & (shares < 0.5)).float().mean() < 0.5  # the rest spread over the strengths
     rows = torch.arange(100, 140)  # one process's share of the batch
     grids = torch.arange(int(pairs.paired[rows].sum()) * 64).view(-1, 64) % 30  # its paired rows' references
-    references = pairs.references(grids, rows, mask_id=30)
+    references = pairs.references(grids, rows, none_id=30)
     assert references.shape == (40, 64)
     assert (references[~pairs.paired[rows]] == 30).all()  # no reference: every cell [MASK]
     visible = pairs.visible[rows][pairs.paired[rows]]
@@ -354,21 +355,32 @@ def test_reference_inputs_are_each_rows_own_scene_in_its_drawn_style_split_over_
     source = WorldExamples(seed=3, size=tokenizer.config.image_size)
     pairs = draw_restyle_pairs(6, 64, 0.6, 5, torch.Generator().manual_seed(1))
     assert 0 < pairs.paired.sum() < 6
-    mask_id, position = 99, 37
+    grids = {"coarse_grid": tokenizer.config.coarse_grid, "detail_grid": tokenizer.config.detail_grid}
+    assert grids == {"coarse_grid": 8, "detail_grid": 16}  # as the shapes below
+    config = GPTConfig(10, tokenizer.coarse_vocab, tokenizer.detail_vocab, **grids)
+    mask_id, bos_id, position = config.mask_id, config.bos_id, 37
     with torch.no_grad():
-        whole = reference_inputs(pairs, source, tokenizer, position, range(0, 6), 64, mask_id)
+        whole, whole_detail = reference_inputs(pairs, source, tokenizer, position, range(0, 6), config)
         shards = (range(3), range(3, 6))
-        halves = [reference_inputs(pairs, source, tokenizer, position, rows, 64, mask_id) for rows in shards]
-    assert torch.equal(torch.cat(halves), whole)  # two processes together show what one does
+        halves = [reference_inputs(pairs, source, tokenizer, position, rows, config) for rows in shards]
+    assert torch.equal(torch.cat([half[0] for half in halves]), whole)  # two processes together show what one does
+    assert torch.equal(torch.cat([half[1] for half in halves]), whole_detail)
+    assert whole.shape == (6, 64) and whole_detail.shape == (6, 256)
     for row in range(6):
         if not pairs.paired[row]:
-            assert (whole[row] == mask_id).all()
+            assert (whole[row] == mask_id).all() and (whole_detail[row] == bos_id).all()
             continue
         image = source.restyled([position + row], [int(pairs.picks[row])])
         with torch.no_grad():
-            expected = tokenizer.encode(image).coarse.flatten(1)[0]
+            grids = tokenizer.encode(image)
+        expected, expected_detail = grids.coarse.flatten(1)[0], grids.detail.flatten(1)[0]
         shown = pairs.visible[row]
         assert torch.equal(whole[row][shown], expected[shown]) and (whole[row][~shown] == mask_id).all()
+        # a detail position is shown where the coarse cell covering it is: 2x2 positions per cell
+        shown_detail = shown.view(8, 8).repeat_interleave(2, 0).repeat_interleave(2, 1).flatten()
+        assert 0 < shown_detail.sum() == 4 * shown.sum()
+        assert torch.equal(whole_detail[row][shown_detail], expected_detail[shown_detail])
+        assert (whole_detail[row][~shown_detail] == bos_id).all()
 
 
 def test_style_only_rows_are_captioned_by_their_own_style_alone_and_the_rest_keep_theirs():
@@ -398,10 +410,11 @@ def test_restyle_pairs_grow_a_reference_input_and_train_what_the_shown_reference
     paired = dataclasses.replace(base, out_dir=str(tmp_path / "paired"), restyle_pairs=1.0)
     train_generator(paired)
     events = [json.loads(line) for line in (tmp_path / "paired" / "metrics.jsonl").read_text().splitlines()]
-    assert any(e.get("event") == "grown" and e.get("reference_input") for e in events)  # at zero: see test_growth
+    assert any(e.get("event") == "grown" and e.get("detail_reference_input") for e in events)  # see test_growth
     model, _, _ = load_generator(tmp_path / "paired" / "checkpoint" / GENERATOR_FILE)
-    assert model.config.reference_input
+    assert model.config.reference_input and model.config.detail_reference_input
     assert model.reference_embed.weight[: model.config.mask_id].abs().sum() > 0  # it learnt from shown references
+    assert model.detail_reference_embed.weight[: model.config.bos_id].abs().sum() > 0  # in both phases
     plain_model, _, _ = load_generator(tmp_path / "plain" / "checkpoint" / GENERATOR_FILE)
     assert not plain_model.config.reference_input
     longer = dataclasses.replace(base, max_steps=5, restyle_pairs=0.5)
@@ -413,7 +426,11 @@ def test_restyle_pairs_grow_a_reference_input_and_train_what_the_shown_reference
     options = json.loads(metadata["train_config"])
     del options["restyle_pairs"]
     save_checkpoint(state, tensors, {**metadata, "train_config": json.dumps(options)})
-    with pytest.raises(ValueError, match=r"without restyle pairs; start a new run from it: --init .*checkpoint"):
+    with pytest.raises(
+        ValueError,
+        match=r"without restyle pairs \(or without their detail reference\); "
+        r"start a new run from it: --init .*checkpoint",
+    ):
         train_generator(longer)
 
 

@@ -110,14 +110,60 @@ def test_a_reference_input_starts_at_zero_so_no_reference_changes_a_logit():
     model = _trained_looking_model()
     grown = add_reference_input(model)
     assert grown.config.reference_input and not model.config.reference_input
+    assert grown.config.detail_reference_input and not model.config.detail_reference_input
+    text, masked, coarse, detail = _inputs()
+    reference = torch.randint(0, 30, (2, 64), generator=torch.Generator().manual_seed(3))
+    detail_reference = torch.randint(0, 40, (2, 256), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        before = model(text, masked, coarse, detail)
+        for given, detail_given in ((None, None), (reference, detail_reference)):
+            for a, b in zip(before, grown(text, masked, coarse, detail, given, detail_given), strict=True):
+                assert torch.equal(a, b)
+    assert add_reference_input(grown) is grown
+
+
+def test_a_generator_with_a_coarse_reference_alone_gains_the_detail_one_and_keeps_what_it_learnt():
+    coarse_only = Generator(dataclasses.replace(CONFIG, reference_input=True)).eval()
+    with torch.no_grad():
+        coarse_only.reference_embed.weight.normal_(0, 0.5)  # as if trained on restyle pairs
+    grown = add_reference_input(coarse_only)
+    assert grown.config.detail_reference_input
+    assert torch.equal(grown.reference_embed.weight, coarse_only.reference_embed.weight)
     text, masked, coarse, detail = _inputs()
     reference = torch.randint(0, 30, (2, 64), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        before = model(text, masked, coarse, detail)
-        for given in (None, reference):
-            for a, b in zip(before, grown(text, masked, coarse, detail, given), strict=True):
-                assert torch.equal(a, b)
-    assert add_reference_input(grown) is grown
+        for a, b in zip(
+            coarse_only(text, masked, coarse, detail, reference),
+            grown(text, masked, coarse, detail, reference),
+            strict=True,
+        ):
+            assert torch.equal(a, b)
+
+
+def test_a_detail_reference_reaches_the_detail_position_it_names_and_those_after_it_only():
+    grown = add_reference_input(_trained_looking_model())
+    with torch.no_grad():
+        grown.detail_reference_embed.weight.normal_(0, 0.5)
+    text, masked, coarse, detail = _inputs()
+    reference = torch.randint(0, 40, (2, 256), generator=torch.Generator().manual_seed(4))
+    changed = reference.clone()
+    changed[:, 100] = (changed[:, 100] + 1) % 40
+    none_given = torch.full_like(reference, CONFIG.bos_id)
+    with torch.no_grad():
+        plain_coarse, plain_detail = grown(text, masked, coarse, detail)
+        seen_coarse, seen_detail = grown(text, masked, coarse, detail, None, reference)
+        _, changed_detail = grown(text, masked, coarse, detail, None, changed)
+        _, none_detail = grown(text, masked, coarse, detail, None, none_given)
+        torch.testing.assert_close(
+            grown.detail_forward(text, coarse, detail, reference), seen_detail, atol=1e-5, rtol=1e-5
+        )
+    assert torch.equal(plain_coarse, seen_coarse)  # the coarse phase has its own reference input
+    assert not torch.allclose(plain_detail, seen_detail)
+    assert torch.equal(plain_detail, none_detail)  # [BOS] everywhere: no reference
+    assert torch.equal(changed_detail[:, :100], seen_detail[:, :100])  # the past never sees a later position's
+    assert not torch.allclose(changed_detail[:, 100], seen_detail[:, 100])
+    with pytest.raises(ValueError, match="no detail reference input"):
+        _trained_looking_model().detail_forward(text, coarse, detail, reference)
 
 
 def test_a_reference_reaches_only_the_cells_the_coarse_phase_predicts():
