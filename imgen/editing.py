@@ -10,7 +10,7 @@ Both work the same way: encode the reference into the tokenizer's coarse and
 detail grids, fix the tokens that should stay (the sampler forces them and
 treats them as known context from its first step), sample the rest under the
 prompt, decode. (A generator trained on restyle pairs is instead shown the
-reference's coarse grid and fixes nothing: `restyle`.) The model only draws
+reference's grids and fixes nothing: `restyle`.) The model only draws
 `pipe.image_size` squares, so `edit` works on a square crop around the mask
 and pastes the result back into the original at the original's resolution,
 and `restyle` letterboxes the reference.

@@ -112,7 +112,7 @@ class GeneratorTrainConfig:
     seed: int = 0
     cfg_dropout: float = 0.1
     box_masks: float = 0.0  # fraction of examples whose coarse mask is one rectangle of cells, as `imgen edit` makes
-    restyle_pairs: float = 0.0  # fraction of (world) examples whose coarse phase also sees the scene in another style
+    restyle_pairs: float = 0.0  # fraction of (world) examples whose two phases also see the scene in another style
     text_len: int = 48
     log_every: int = 20
     checkpoint_minutes: float = 5.0
@@ -522,10 +522,8 @@ def _train(config: GeneratorTrainConfig, rank: Rank, progress: Callable[[dict], 
         raise ValueError(f"{tokenizer_file}: its codebooks do not match the generator's")
     if config.restyle_pairs > 0 and not (model.config.reference_input and model.config.detail_reference_input):
         if resuming:  # the saved optimizer state has no place for the new inputs
-            raise ValueError(
-                f"{out} holds a run without restyle pairs (or without their detail reference); start a new run"
-                f" from it: --init {final} --out NEW_FOLDER"
-            )
+            held = "pairs without a detail reference" if model.config.reference_input else "no restyle pairs"
+            raise ValueError(f"{out} holds a run trained on {held}; start a new run from it: --init {final} --out NEW")
         model = add_reference_input(model)
         report({"event": "grown", "reference_input": True, "detail_reference_input": True})
     model.to(rank.device).train()

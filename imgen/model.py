@@ -24,7 +24,11 @@ A generator trained on restyle pairs (`GPTConfig.reference_input`) adds to
 each masked-coarse input the embedding of a reference image's token at that
 cell, or of [MASK] where it is given none: the same scene in another style,
 so the coarse phase learns to keep what is where and take the look from the
-prompt. The embedding starts at zero, so a generator grown to have it
+prompt. With `GPTConfig.detail_reference_input` each detail input likewise
+adds the reference's detail token at the position it predicts ([BOS] for
+none): which sticker a blob is lives in the detail grid, so the coarse
+reference alone keeps where the blobs are and loses what they are. Both
+embeddings start at zero, so a generator grown to have them
 (`imgen.growth.add_reference_input`) computes what it did before.
 
 Positions are learned per segment, never absolute sequence indices, so keys and
@@ -121,7 +125,8 @@ class KVCache:
 
     def first_rows(self, count: int) -> KVCache:
         """The same cache seen through its first `count` batch rows (a view: writes land in this cache)."""
-        return KVCache(self.keys[:, :count], self.values[:, :count], self.length, dict(self.extra))
+        extra = {k: v[:count] if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
+        return KVCache(self.keys[:, :count], self.values[:, :count], self.length, extra)
 
     @classmethod
     def empty(cls, config: GPTConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
@@ -468,7 +473,7 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Feed detail token `position - 1` (B,) at detail `position`; return logits for that position. (B, Vd)"""
         positions = torch.tensor([position], device=token.device)
-        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions, cache.extra["detail_reference"])
+        x = self.embed_detail(token[:, None], cache.extra["coarse_ids"], positions, cache.extra.get("detail_reference"))
         h = self._run(x, None, cache)
         return self._guided(self.detail_head, h[:, -1], guidance)
 
@@ -489,7 +494,7 @@ class Generator(nn.Module):
         of `positions`). Keys and values go to the positions' own slots, so
         later steps see them.
         """
-        x = self.embed_detail(previous, cache.extra["coarse_ids"], positions, cache.extra["detail_reference"])
+        x = self.embed_detail(previous, cache.extra["coarse_ids"], positions, cache.extra.get("detail_reference"))
         cache.write_at = self.config.text_len + self.config.coarse_len + positions
         cache.read_to = allowed.shape[1]
         # one additive mask for every layer (a boolean one is converted again in each)

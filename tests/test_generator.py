@@ -289,16 +289,30 @@ def test_top_k_and_top_p_remove_unlikely_tokens():
     assert kept[0].tolist() == [True, False, False, False]
 
 
-def test_parallel_row_decoding_with_a_full_row_lag_is_the_sequential_sampler():
+@pytest.mark.parametrize("with_reference, detail_cfg", [(False, 1.0), (True, 1.0), (True, 3.0)])
+def test_parallel_row_decoding_with_a_full_row_lag_is_the_sequential_sampler(with_reference: bool, detail_cfg: float):
     from imgen.sampler import detail_phase, make_generators, parallel_detail_phase
 
-    model = _model()
+    model, reference = _model(), None
+    if with_reference:  # a detail reference reaches each position in both samplers alike
+        model, reference = _detail_reference_model(), torch.randint(0, 40, (2, 256), generator=torch.Generator())
     text, coarse, _ = _inputs(2)
     null = torch.zeros(1, 6, dtype=torch.long)
-    config = SamplerConfig(detail_window=0)
-    sequential = detail_phase(model, text, null, coarse, config, make_generators([5, 6]))
-    parallel = parallel_detail_phase(model, text, null, coarse, config, make_generators([5, 6]))
+    config = SamplerConfig(detail_window=0, detail_cfg=detail_cfg)
+    sequential = detail_phase(model, text, null, coarse, config, make_generators([5, 6]), reference=reference)
+    parallel = parallel_detail_phase(model, text, null, coarse, config, make_generators([5, 6]), reference=reference)
     assert torch.equal(sequential, parallel)
+    if with_reference:
+        plain = detail_phase(model, text, null, coarse, config, make_generators([5, 6]))
+        assert not torch.equal(plain, sequential)
+
+
+def _detail_reference_model() -> Generator:
+    torch.manual_seed(0)
+    model = Generator(replace(CONFIG, reference_input=True, detail_reference_input=True)).eval()
+    with torch.no_grad():
+        model.detail_reference_embed.weight.normal_(0, 1.0)  # as if trained on restyle pairs
+    return model
 
 
 def test_parallel_row_decoding_takes_fewer_steps_and_sees_only_written_slots():
@@ -408,10 +422,7 @@ def test_a_reference_reaches_every_coarse_step_guided_or_not_and_both_modes():
 
 
 def test_a_detail_reference_reaches_every_detail_step_cached_guided_and_in_parallel():
-    torch.manual_seed(0)
-    model = Generator(replace(CONFIG, reference_input=True, detail_reference_input=True)).eval()
-    with torch.no_grad():
-        model.detail_reference_embed.weight.normal_(0, 1.0)  # as if trained on restyle pairs
+    model = _detail_reference_model()
     text, coarse, detail = _inputs(2)
     null = torch.zeros(1, 6, dtype=torch.long)
     reference = torch.randint(0, 40, (2, 256), generator=torch.Generator().manual_seed(7))
@@ -422,6 +433,11 @@ def test_a_detail_reference_reaches_every_detail_step_cached_guided_and_in_paral
         steps = [model.prefill_detail(coarse, cache, None, reference)]
         steps += [model.decode_one(detail[:, p - 1], p, cache) for p in range(1, 256)]
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # guided: the empty-prompt rows see the reference too
+        _, empty = model(null.expand(2, -1), coarse, coarse, detail, None, reference)
+        doubled = prompt_cache(model, text, null)
+        guided = model.prefill_detail(torch.cat([coarse, coarse]), doubled, 3.0, torch.cat([reference, reference]))
+    torch.testing.assert_close(guided, guide(torch.cat([full[:, 0], empty[:, 0]]), 3.0), atol=1e-4, rtol=1e-4)
     for mode, window, detail_cfg in (
         ("two-phase", 2, 1.0),
         ("two-phase", 2, 3.0),

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from imgen.api import GENERATOR_FILE, load_generator
+from imgen.api import GENERATOR_FILE, load_generator, save_generator
 from imgen.checkpoints import load_checkpoint, save_checkpoint
 from imgen.generator_train import (
     GeneratorTrainConfig,
@@ -28,7 +28,7 @@ from imgen.generator_train import (
     restyle_captions,
     train_generator,
 )
-from imgen.model import GPTConfig
+from imgen.model import Generator, GPTConfig
 from imgen.train_config import ConfigError
 from imgen.training import TrainingInterrupted
 from imgen.world.ground_truth import render_prompt
@@ -378,7 +378,7 @@ def test_reference_inputs_are_each_rows_own_scene_in_its_drawn_style_split_over_
         assert torch.equal(whole[row][shown], expected[shown]) and (whole[row][~shown] == mask_id).all()
         # a detail position is shown where the coarse cell covering it is: 2x2 positions per cell
         shown_detail = shown.view(8, 8).repeat_interleave(2, 0).repeat_interleave(2, 1).flatten()
-        assert 0 < shown_detail.sum() == 4 * shown.sum()
+        assert shown_detail.sum() == 4 * shown.sum()
         assert torch.equal(whole_detail[row][shown_detail], expected_detail[shown_detail])
         assert (whole_detail[row][~shown_detail] == bos_id).all()
 
@@ -428,10 +428,17 @@ def test_restyle_pairs_grow_a_reference_input_and_train_what_the_shown_reference
     save_checkpoint(state, tensors, {**metadata, "train_config": json.dumps(options)})
     with pytest.raises(
         ValueError,
-        match=r"without restyle pairs \(or without their detail reference\); "
-        r"start a new run from it: --init .*checkpoint",
+        match=r"trained on no restyle pairs; start a new run from it: --init .*checkpoint",
     ):
         train_generator(longer)
+    # a run trained on pairs before the detail reference existed: refused as well, and said so
+    saved = tmp_path / "paired" / "checkpoint" / GENERATOR_FILE
+    both, prompts, header = load_generator(saved)
+    coarse_only = Generator(dataclasses.replace(both.config, detail_reference_input=False))
+    coarse_only.load_state_dict({k: v for k, v in both.state_dict().items() if "detail_reference" not in k})
+    save_generator(coarse_only, prompts, saved, {k: v for k, v in header.items() if k in ("train_config", "step")})
+    with pytest.raises(ValueError, match=r"trained on pairs without a detail reference; start a new run from it"):
+        train_generator(dataclasses.replace(paired, max_steps=5))
 
 
 def test_fine_tuning_the_bundled_checkpoint_registers_and_generates_by_name(tmp_path: Path):

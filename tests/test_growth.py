@@ -162,6 +162,7 @@ def test_a_detail_reference_reaches_the_detail_position_it_names_and_those_after
     assert torch.equal(plain_detail, none_detail)  # [BOS] everywhere: no reference
     assert torch.equal(changed_detail[:, :100], seen_detail[:, :100])  # the past never sees a later position's
     assert not torch.allclose(changed_detail[:, 100], seen_detail[:, 100])
+    assert not torch.allclose(changed_detail[:, 101:], seen_detail[:, 101:])  # what comes after attends to it
     with pytest.raises(ValueError, match="no detail reference input"):
         _trained_looking_model().detail_forward(text, coarse, detail, reference)
 
