@@ -1,7 +1,7 @@
 """Held-out loss of one or more generator checkpoints, on the same scenes and masks.
 
     python -m benchmarks.generator_loss [--model default --model runs/generator/checkpoint] [--scenes 256]
-        [--masks schedule|box|restyle]
+        [--masks schedule|box|restyle] [--style-only-prompts]
 
 The judge cannot yet separate two checkpoints that both pass almost nothing,
 while the loss can: this scores each checkpoint's prompt-conditioned model on
@@ -24,6 +24,13 @@ the scenes (a scene with one masked coarse cell weighs as much as one with
   tokens before it (teacher forcing, as in training); with `--masks restyle`
   a generator with a detail reference input (`GPTConfig.detail_reference_input`)
   also sees the reference's detail grid whole.
+
+Besides each grid's loss over all its masked cells, `coarse_objects` is the
+coarse loss over the masked cells that are not the scene's background (its
+most common token): the cells that hold what a prompt or a reference asks
+for, a small share of a world scene. `--style-only-prompts` captions every
+scene by its style alone, as a restyle may be asked ("... at night"), so
+with `--masks restyle` what is where must come from the reference.
 
 The scenes are tokenized by each checkpoint's own image tokenizer, so
 checkpoints with different tokenizers are compared on what they must predict.
@@ -73,12 +80,34 @@ def scene_losses(
     coarse_logits = model.coarse_logits(text, coarse_in, reference).float()
     coarse_ce = F.cross_entropy(coarse_logits.transpose(1, 2), coarse, reduction="none")  # (B, C)
     coarse_nll = (coarse_ce * masked).sum(-1) / masked.sum(-1)
-    return list(zip(coarse_nll.tolist(), detail_nll(model, text, coarse, detail, detail_reference), strict=True))
+    on_objects = masked & object_cells(coarse)
+    counts = on_objects.sum(-1)
+    object_nll = [
+        (float((row_ce * row_cells).sum() / count) if count else None)
+        for row_ce, row_cells, count in zip(coarse_ce, on_objects, counts.tolist(), strict=True)
+    ]
+    detail_nlls = detail_nll(model, text, coarse, detail, detail_reference)
+    return list(zip(coarse_nll.tolist(), detail_nlls, object_nll, strict=True))
+
+
+def object_cells(coarse: torch.Tensor) -> torch.Tensor:
+    """(B, C) bool: the cells of each coarse grid whose token is not the grid's most common one.
+
+    Why: a world scene is mostly background, one token repeated, so a loss
+    averaged over every cell is mostly about the background; the objects a
+    prompt or a reference asks for live in the other cells."""
+    background = torch.mode(coarse, dim=-1).values
+    return coarse != background[:, None]
 
 
 def other_style(seed: int, index: int) -> int:
     """Which style other than held-out scene `index`'s own to draw it in (`WorldExamples.restyled`), seeded."""
     return random.Random(f"generator-loss-restyle/{seed}/{index}").randrange(len(vocab.STYLES) - 1)
+
+
+def style_frame(seed: int, index: int) -> int:
+    """Which sentence frame names held-out scene `index`'s style with `--style-only-prompts`, seeded."""
+    return random.Random(f"generator-loss-style-frame/{seed}/{index}").randrange(1 << 16)
 
 
 def main() -> None:
@@ -92,6 +121,9 @@ def main() -> None:
     parser.add_argument(
         "--masks", choices=("schedule", "box", "restyle"), default="schedule", help="coarse masks to score"
     )
+    parser.add_argument(
+        "--style-only-prompts", action="store_true", help="caption each scene by its style alone, as a restyle may"
+    )
     args = parser.parse_args()
     models = args.model or ["default"]
     start = time.perf_counter()
@@ -102,6 +134,8 @@ def main() -> None:
     for first in range(0, args.scenes, args.batch_size):
         positions = range(first, min(first + args.batch_size, args.scenes))
         images, captions = source.batch(positions)
+        if args.style_only_prompts:
+            captions = [source.style_caption(index, style_frame(args.seed, index)) for index in positions]
         masked = draw_coarse_mask(len(captions), pipes[0].generator.config.coarse_len, masks)
         references = None
         if args.masks == "box":
@@ -114,23 +148,27 @@ def main() -> None:
     result = {}
     for index, name in enumerate(models):
         entry: dict[str, float | str] = {"checkpoint_sha256": pipes[index].sha256}
-        for part, column in (("coarse", 0), ("detail", 1)):
+        for part, column in (("coarse", 0), ("detail", 1), ("coarse_objects", 2)):
             mine = [scene[column] for scene in losses[index]]
-            entry[f"{part}_nll"] = round(statistics.fmean(mine), 4)
+            entry[f"{part}_nll"] = round(statistics.fmean(x for x in mine if x is not None), 4)
             if index > 0:
-                gaps = [a - b[column] for a, b in zip(mine, losses[0], strict=True)]
+                pairs = zip(mine, losses[0], strict=True)
+                gaps = [a - b[column] for a, b in pairs if a is not None and b[column] is not None]
                 entry[f"{part}_minus_first"] = round(statistics.fmean(gaps), 4)
                 entry[f"{part}_standard_error"] = round(statistics.stdev(gaps) / math.sqrt(len(gaps)), 4)
         result[name] = entry
     seconds = time.perf_counter() - start
     name = "generator_loss" if args.masks == "schedule" else f"generator_loss_{args.masks}"
+    name += "_style_prompts" if args.style_only_prompts else ""
     path = write_result(
         name,
-        {"scenes": args.scenes, "split": "heldout", "masks": args.masks, "models": result}
+        {"scenes": args.scenes, "split": "heldout", "masks": args.masks}
+        | {"style_only_prompts": args.style_only_prompts, "models": result}
         | {"seconds": round(seconds, 1)},
     )
     summary = "; ".join(
-        f"{name}: coarse {r['coarse_nll']:.3f}, detail {r['detail_nll']:.3f}" for name, r in result.items()
+        f"{name}: coarse {r['coarse_nll']:.3f} (objects {r['coarse_objects_nll']:.3f}), detail {r['detail_nll']:.3f}"
+        for name, r in result.items()
     )
     where = f"{args.scenes} scenes, {args.masks} masks"
     print(f"held-out NLL per token (mean of scene means), {where}: {summary} ({seconds:.0f} s) -> {path}")
