@@ -82,10 +82,8 @@ def scene_losses(
     coarse_nll = (coarse_ce * masked).sum(-1) / masked.sum(-1)
     on_objects = masked & object_cells(coarse)
     counts = on_objects.sum(-1)
-    object_nll = [
-        (float((row_ce * row_cells).sum() / count) if count else None)
-        for row_ce, row_cells, count in zip(coarse_ce, on_objects, counts.tolist(), strict=True)
-    ]
+    object_means = ((coarse_ce * on_objects).sum(-1) / counts.clamp(min=1)).tolist()
+    object_nll = [mean if count else None for mean, count in zip(object_means, counts.tolist(), strict=True)]
     detail_nlls = detail_nll(model, text, coarse, detail, detail_reference)
     return list(zip(coarse_nll.tolist(), detail_nlls, object_nll, strict=True))
 
