@@ -25,8 +25,10 @@ An image depends only on its own prompt, seed and settings, never on its batch
 from __future__ import annotations
 
 import queue
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
@@ -56,8 +58,9 @@ def run_sharded(work: Callable[[int, int], Sequence[T]], count: int, workers: in
     default of new threads), and the caller's count is restored afterwards.
     Workers do not inherit the caller's grad mode: `work` sets its own.
     When shards fail, the error of the first failing shard in batch order is
-    raised. Everything is raised (Ctrl-C's KeyboardInterrupt too) only once
-    every shard handed out has finished, so none is left running.
+    raised, once every shard has finished. Ctrl-C on the main thread waits
+    for the shards too: its KeyboardInterrupt is raised when they are done,
+    so none is left running (`_interrupts_held`).
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
@@ -79,18 +82,15 @@ def run_sharded(work: Callable[[int, int], Sequence[T]], count: int, workers: in
 
         return run
 
-    _set_threads(1)
-    handed_out: list[threading.Event] = []
-    interrupted = None
-    try:
-        for worker, (index, (start, end)) in zip(_workers(len(bounds)), enumerate(bounds), strict=True):
-            handed_out.append(worker.submit(task(index, start, end)))
-    except KeyboardInterrupt as interrupt:  # the shards handed out still finish
-        interrupted = interrupt
-    interrupted = _wait_for_all(handed_out) or interrupted
-    _set_threads(threads)
-    if interrupted is not None:
-        raise interrupted
+    with _interrupts_held():  # the threads below share locks that a KeyboardInterrupt could leave held
+        _set_threads(1)
+        done = [
+            worker.submit(task(index, start, end))
+            for worker, (index, (start, end)) in zip(_workers(len(bounds)), enumerate(bounds), strict=True)
+        ]
+        for event in done:
+            event.wait()
+        _set_threads(threads)
     for error in errors:
         if error is not None:
             raise error
@@ -135,16 +135,33 @@ def _workers(count: int) -> list[_Worker]:
         return _WORKERS[:count]
 
 
-def _wait_for_all(events: list[threading.Event]) -> KeyboardInterrupt | None:
-    """Wait until every event is set, through Ctrl-C too; return the interrupt, if one came, for the caller to raise."""
-    interrupted = None
-    for event in events:
-        while not event.is_set():
-            try:
-                event.wait()
-            except KeyboardInterrupt as interrupt:
-                interrupted = interrupt
-    return interrupted
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT back on the main thread while the block runs, and deliver it once the block is done.
+
+    Why: Python raises KeyboardInterrupt between any two bytecodes, also inside
+    `threading.Condition.__enter__` right after its lock was taken, and then
+    nothing releases that lock. Waiting on a shard's `threading.Event` through
+    Ctrl-C deadlocked that way, rarely: the main thread and the worker setting
+    the event both blocked on the event's lock for good. Here a Ctrl-C only
+    records itself, the block (handing out shards, waiting for them) runs to
+    its end, and the signal is raised again for the handler that was there
+    before, normally Python's KeyboardInterrupt. Off the main thread no
+    KeyboardInterrupt can arrive, and a handler set outside Python cannot be
+    put back, so the block then runs as it is.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _set_threads(count: int) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -81,6 +84,34 @@ def test_the_first_failing_shard_in_batch_order_is_raised_after_every_shard_has_
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+def test_ctrl_c_while_shards_run_waits_for_them_and_then_interrupts_without_deadlock():
+    # Every shard sends SIGINT to the process again and again, so that some land anywhere in the
+    # caller's bytecode, also inside the locks of threading.Event: each call must come back with
+    # one KeyboardInterrupt after both shards finished. It runs in a child process so that a
+    # deadlock fails on the timeout instead of stopping the suite.
+    script = textwrap.dedent("""
+        import os, signal, time
+        from imgen.shards import run_sharded
+        finished = []
+        def work(start, end):
+            for _ in range(300):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0)  # lets the caller's thread run between two signals
+            finished.append(start)
+            return list(range(start, end))
+        for call in range(100):
+            finished.clear()
+            try:
+                run_sharded(work, 8, workers=2)
+                raise SystemExit(f"call {call} came back without a KeyboardInterrupt")
+            except KeyboardInterrupt:
+                assert sorted(finished) == [0, 4], f"call {call} was interrupted with shards {finished} done"
+        print("100 interrupted calls")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "100 interrupted calls", result.stderr[-2000:]
 
 
 def test_idle_workers_do_not_keep_the_last_task_alive():
