@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from benchmarks.common import write_result
 from benchmarks.detail_window import detail_nll
 from imgen.api import Pipeline, load
-from imgen.generator_train import add_box_masks, draw_coarse_mask
+from imgen.generator_train import add_box_masks, draw_coarse_mask, object_cells
 from imgen.world import vocab
 from imgen.world.dataset import WorldExamples
 
@@ -86,16 +86,6 @@ def scene_losses(
     object_nll = [mean if count else None for mean, count in zip(object_means, counts.tolist(), strict=True)]
     detail_nlls = detail_nll(model, text, coarse, detail, detail_reference)
     return list(zip(coarse_nll.tolist(), detail_nlls, object_nll, strict=True))
-
-
-def object_cells(coarse: torch.Tensor) -> torch.Tensor:
-    """(B, C) bool: the cells of each coarse grid whose token is not the grid's most common one.
-
-    Why: a world scene is mostly background, one token repeated, so a loss
-    averaged over every cell is mostly about the background; the objects a
-    prompt or a reference asks for live in the other cells."""
-    background = torch.mode(coarse, dim=-1).values
-    return coarse != background[:, None]
 
 
 def other_style(seed: int, index: int) -> int:

@@ -73,7 +73,7 @@ def training_step(objective: torch.nn.Module, model: Generator, config: Generato
 
     def step() -> float:
         with autocast_context("cpu"):  # as `imgen train` runs: bf16 where the CPU has it natively
-            coarse_sum, detail_sum = objective(text, coarse, masked, detail, rows)
+            coarse_sum, detail_sum, _ = objective(text, coarse, masked, detail, rows)
             loss = coarse_sum / masked.sum() + detail_sum / (rows.sum() * gpt.detail_len)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

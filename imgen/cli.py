@@ -891,6 +891,12 @@ def train_generator_command(
             min=0.0, max=1.0, help="Fraction of world examples that also show the scene in another style (for restyle)."
         ),
     ] = 0.0,
+    object_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Weight of the coarse loss on object cells (not the grid's most common token); others 1."
+        ),
+    ] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 6e-4,
     warmup_steps: WarmupOption = None,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 60.0,

@@ -13,17 +13,20 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
 from imgen.api import GENERATOR_FILE, load_generator, save_generator
 from imgen.checkpoints import load_checkpoint, save_checkpoint
 from imgen.generator_train import (
+    GeneratorObjective,
     GeneratorTrainConfig,
     add_box_masks,
     detail_rows,
     draw_coarse_mask,
     draw_restyle_pairs,
     missing_cpp_compiler,
+    object_cells,
     reference_inputs,
     restyle_captions,
     train_generator,
@@ -299,8 +302,35 @@ def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_object_cells_are_those_unlike_the_grids_most_common_token():
+    grids = torch.tensor([[5, 5, 2, 5, 9], [1, 1, 1, 1, 1]])
+    assert object_cells(grids).tolist() == [[False, False, True, False, True], [False] * 5]
+
+
+def test_the_coarse_objective_weighs_object_cells_and_the_reported_coarse_loss_stays_plain():
+    torch.manual_seed(0)
+    model = Generator(GPTConfig(text_vocab=50, coarse_vocab=30, detail_vocab=40, text_len=6, d_model=32, n_layers=2))
+    cells, detail_len = model.config.coarse_len, model.config.detail_len
+    coarse = torch.full((3, cells), 7)
+    coarse[:, 20:28] = torch.randint(0, 7, (3, 8))  # a row of object cells on a background of 7
+    masked = torch.rand(3, cells) < 0.6
+    text, detail = torch.randint(0, 50, (3, 6)), torch.randint(0, 40, (3, detail_len))
+    inputs = (text, coarse, masked, detail, torch.tensor([True, False, True]))
+    with torch.no_grad():
+        plain_objective, plain_detail, plain_coarse = GeneratorObjective(model)(*inputs)
+        weighted_objective, weighted_detail, weighted_coarse = GeneratorObjective(model, 3.0)(*inputs)
+        logits = model.coarse_logits(text, coarse.masked_fill(masked, model.config.mask_id)).float()
+    cell_losses = F.cross_entropy(logits[masked], coarse[masked], reduction="none")
+    on_objects = (coarse != 7)[masked]
+    assert on_objects.any() and not on_objects.all()
+    assert torch.allclose(plain_objective, cell_losses.sum()) and torch.equal(plain_objective, plain_coarse)
+    assert torch.allclose(weighted_objective, cell_losses[~on_objects].sum() + 3 * cell_losses[on_objects].sum())
+    assert torch.equal(weighted_coarse, plain_coarse) and torch.equal(weighted_detail, plain_detail)
+
+
 def test_options_outside_their_range_are_one_config_error_naming_the_option(tmp_path: Path, tiny_checkpoint: Path):
-    for change in ({"log_every": 0}, {"batch_size": 0}, {"box_masks": 1.5}, {"detail_batch": 0}, {"restyle_pairs": -1}):
+    changes = [{"log_every": 0}, {"batch_size": 0}, {"box_masks": 1.5}, {"detail_batch": 0}, {"restyle_pairs": -1}]
+    for change in [*changes, {"object_weight": -1}]:
         with pytest.raises(ConfigError, match=next(iter(change))):
             dataclasses.replace(tiny_config(tmp_path, tiny_checkpoint, "run"), **change)
     (tmp_path / "bad.toml").write_text("log_every = 0\n")
