@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from imgen.outputs import image_metadata, output_path, parameters_text
 from imgen.recipe import read_metadata
-from imgen.sampler import SamplerConfig, check_seed
+from imgen.sampler_config import SamplerConfig, check_seed
 from imgen.shards import shard_bounds
 
 if TYPE_CHECKING:

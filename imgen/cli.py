@@ -367,7 +367,7 @@ def _written_image(path: Path):
 
 def _with_options(base, **options):
     """`base` with the sampler options the command line gave (None = not given); an unknown mode fails."""
-    from imgen.sampler import with_options
+    from imgen.sampler_config import with_options
 
     try:
         return with_options(base, **options)
@@ -466,11 +466,7 @@ def edit_command(
     """
     import time
 
-    from imgen.editing import edit
     from imgen.io import ImageInputError, load_image
-    from imgen.masks import MaskError
-    from imgen.outputs import image_metadata, parameters_text
-    from imgen.sampler import SamplerConfig
 
     if not prompt.strip():
         fail("the prompt is empty")
@@ -480,7 +476,18 @@ def edit_command(
         mask_image = load_image(mask) if mask is not None else None
     except ImageInputError as error:
         fail(str(error))
+    from imgen.io import upright
+    from imgen.masks import MaskError, resolve_mask, working_image
+
+    try:  # as `edit` will: a mask it would refuse is refused before the model loads
+        resolve_mask(working_image(upright(source)), mask_image, resize_mask)
+    except MaskError as error:
+        fail(str(error))
     _prepare_output(path, overwrite)  # after the inputs are known good: a refused command leaves no folder
+    from imgen.editing import edit  # torch: only once the command's arguments are known good
+    from imgen.outputs import image_metadata, parameters_text
+    from imgen.sampler_config import SamplerConfig
+
     pipe = _load_for_edit(model, threads, precision)
     _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
@@ -537,10 +544,7 @@ def restyle_command(
     """
     import time
 
-    from imgen.editing import restyle
     from imgen.io import ImageInputError, load_image
-    from imgen.outputs import image_metadata, parameters_text
-    from imgen.sampler import SamplerConfig
 
     if not prompt.strip():
         fail("the prompt is empty")
@@ -550,6 +554,10 @@ def restyle_command(
     except ImageInputError as error:
         fail(str(error))
     _prepare_output(path, overwrite)  # after the input is known good: a refused command leaves no folder
+    from imgen.editing import restyle  # torch: only once the command's arguments are known good
+    from imgen.outputs import image_metadata, parameters_text
+    from imgen.sampler_config import SamplerConfig
+
     pipe = _load_for_edit(model, threads, precision)
     _warn_about_prompt(pipe, prompt)
     config = SamplerConfig(cfg=cfg, temperature=temperature)
@@ -654,7 +662,7 @@ def eval_command(
     from imgen.api import ModelUnavailableError, load
     from imgen.checkpoints import CheckpointError
     from imgen.eval.evaluate import evaluate
-    from imgen.sampler import SamplerConfig
+    from imgen.sampler_config import SamplerConfig
 
     try:
         pipe = load(model, threads=threads or None, precision=_precision(precision))

@@ -13,8 +13,10 @@ import re
 import unicodedata
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imgen.sampler import SamplerConfig
+if TYPE_CHECKING:  # annotations only: the commands that name a file must not wait for torch to load
+    from imgen.sampler_config import SamplerConfig
 
 
 def slugify(prompt: str, limit: int = 48) -> str:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image
 
-from imgen.sampler import SamplerConfig, with_options
+from imgen.sampler_config import SamplerConfig, with_options
 
 
 class NotAnImgenImage(ValueError):
