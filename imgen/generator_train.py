@@ -212,7 +212,8 @@ def open_data(
         from imgen.world.dataset import WorldExamples
 
         return WorldExamples(config.seed, image_size), None
-    from imgen.folder_data import FolderExamples, scan_folder
+    from imgen.folder_data import scan_folder
+    from imgen.folder_examples import FolderExamples
 
     scan = scan_folder(config.data)
     summary = scan.summary()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgen.folder_data import FolderExamples, scan_folder
+from imgen.folder_data import scan_folder
+from imgen.folder_examples import FolderExamples
 
 
 def _image(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> None:

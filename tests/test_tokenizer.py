@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from imgen.folder_data import FolderExamples, scan_folder
+from imgen.folder_data import scan_folder
+from imgen.folder_examples import FolderExamples
 from imgen.tokenizer import FSQ, VQ_SIZES, VQConfig, VQTokenizer
 from imgen.tokenizer.token_ids import token_id_fingerprint
 from imgen.tokenizer.train import (

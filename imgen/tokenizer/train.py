@@ -108,7 +108,8 @@ def open_images(cfg: TokenizerTrainConfig, size: int, log: Callable[[dict], None
         from imgen.world.dataset import WorldExamples  # lazy: the renderer is heavy and only needed here
 
         return WorldExamples(cfg.seed, size)
-    from imgen.folder_data import FolderExamples, scan_folder
+    from imgen.folder_data import scan_folder
+    from imgen.folder_examples import FolderExamples
 
     scan = scan_folder(cfg.data)
     log({"event": "data", "folder": str(scan.root), "images": len(scan.items), "problems": scan.problems()})
