@@ -479,8 +479,8 @@ def edit_command(
     from imgen.io import upright
     from imgen.masks import MaskError, resolve_mask, working_image
 
-    try:  # as `edit` will: a mask it would refuse is refused before the model loads
-        resolve_mask(working_image(upright(source)), mask_image, resize_mask)
+    try:  # as `edit` would: a mask it would refuse is refused before the model loads, and is resolved once
+        regenerate = resolve_mask(working_image(upright(source)), mask_image, resize_mask)
     except MaskError as error:
         fail(str(error))
     _prepare_output(path, overwrite)  # after the inputs are known good: a refused command leaves no folder
@@ -495,8 +495,8 @@ def edit_command(
     start = time.perf_counter()
     try:
         result = edit(
-            pipe, source, mask_image, prompt, grow=grow, feather=feather, seamless=seamless,
-            resize_mask=resize_mask, seed=seed, sampler=config, callback=draw,
+            pipe, source, regenerate, prompt, grow=grow, feather=feather, seamless=seamless,
+            seed=seed, sampler=config, callback=draw,
         )  # fmt: skip
     except (MaskError, ValueError) as error:
         fail(str(error))

@@ -24,8 +24,8 @@ class SamplerConfig:
     top_p: float = 1.0  # both phases
     mask_temperature: float = 4.5  # MaskGIT's confidence noise, annealed to 0 over the coarse steps
     mode: str = "two-phase"  # or "raster"
-    detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (see below)
-    detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (see below)
+    detail_window: int = 2  # >0: a detail row starts once the row above is this many tokens ahead (`imgen.sampler`)
+    detail_cfg: float = 1.0  # guidance of the detail phase; 1 = none, which halves its rows (`imgen.sampler`)
     detail_temperature: float = 0.5  # sampling temperature of the detail phase (`temperature` is the coarse phase's)
 
     def __post_init__(self) -> None:
