@@ -813,6 +813,10 @@ def train_tokenizer_command(
     decoder_blocks: Annotated[
         str | None, typer.Option(help="With --init: grow the decoder to these blocks per stage, e.g. 2,4.")
     ] = None,
+    text_weight: Annotated[
+        float,
+        typer.Option(min=1.0, help="Weigh the pixels of the world's text blocks this many times in the loss."),
+    ] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
     warmup_steps: WarmupOption = None,
@@ -831,6 +835,8 @@ def train_tokenizer_command(
       imgen train tokenizer --data my_icons/ --init default --out runs/icons-vq --config vq.toml
 
       imgen train tokenizer --init default --decoder-only --decoder-blocks 5,8 --out runs/vq-decoder
+
+      imgen train tokenizer --init default --decoder-only --text-weight 4 --out runs/vq-letters
 
       torchrun --nproc-per-node 2 -m imgen train tokenizer --out runs/vq
     """

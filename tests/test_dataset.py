@@ -54,3 +54,16 @@ def test_a_restyle_reference_is_the_same_scene_in_a_style_other_than_its_own():
         drawn = render(replace(scene, style=style), 64)  # the same items, only the style changed
         assert torch.equal(restyled[index], torch.from_numpy(np.asarray(drawn)).permute(2, 0, 1))
         assert not torch.equal(restyled[index], images[index])
+
+
+def test_text_masks_are_the_letters_of_the_scenes_of_the_batch_at_the_same_positions():
+    from imgen.world.text_regions import text_mask
+
+    examples = WorldExamples(seed=0, size=64)
+    masks = examples.text_masks(range(5, 17))
+    assert masks.shape == (12, 1, 64, 64) and masks.dtype == torch.bool
+    has_text = [any(item.kind == "text" for item in make_example(0, index).scene.items) for index in range(5, 17)]
+    assert any(has_text) and not all(has_text)
+    for row, index in enumerate(range(5, 17)):
+        expected = text_mask(make_example(0, index).scene, 64)
+        assert np.array_equal(masks[row, 0].numpy(), expected) and expected.any() == has_text[row]

@@ -185,6 +185,41 @@ def test_psnr_and_edge_loss():
     assert reconstruction_loss(blurred, sharp, edge_weight=1.0) > reconstruction_loss(blurred, sharp, edge_weight=0.0)
 
 
+def test_pixel_weights_of_one_give_the_plain_loss_and_weighted_pixels_count_that_many_times():
+    torch.manual_seed(0)
+    output, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    ones = torch.ones(2, 1, 8, 8)
+    for edge in (0.0, 1.0):
+        assert reconstruction_loss(output, target, edge, ones).item() == pytest.approx(
+            reconstruction_loss(output, target, edge).item(), rel=1e-6
+        )
+    flat, target = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    flat[..., 0, 0] = 0.5  # one wrong pixel: L1 0.5 + MSE 0.25 in each of 3 channels, over 48 terms
+    weight = torch.ones(1, 1, 4, 4)
+    weight[..., 0, 0] = 4.0
+    assert reconstruction_loss(flat, target, 0.0, weight).item() == pytest.approx(4 * 3 * 0.75 / 48)
+    weight[..., 0, 0], weight[..., 3, 3] = 1.0, 4.0  # the weight elsewhere leaves that pixel's cost alone
+    assert reconstruction_loss(flat, target, 0.0, weight).item() == pytest.approx(3 * 0.75 / 48)
+
+
+def test_text_weight_needs_world_scenes_and_trains_on_them(tmp_path):
+    from imgen.train_config import ConfigError
+
+    write_folder(tmp_path / "images", 2)
+    with pytest.raises(ConfigError, match="--text-weight needs the world's scenes"):
+        TokenizerTrainConfig(data=str(tmp_path / "images"), text_weight=4.0).check_can_start()
+    with pytest.raises(ConfigError, match="text_weight"):
+        TokenizerTrainConfig(text_weight=0.5)
+    cfg = TokenizerTrainConfig(
+        size="tiny", out_dir=str(tmp_path / "run"), text_weight=4.0, batch_size=4, max_steps=2, warmup_steps=1,
+        log_every=1,
+    )  # fmt: skip
+    train_tokenizer(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]
+    assert json.loads(records[0]["train_config"])["text_weight"] == 4.0
+
+
 def test_a_few_dozen_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
     model = VQTokenizer(TINY).train()

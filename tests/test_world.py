@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from imgen.world.render import render
 from imgen.world.sampling import random_spec
 from imgen.world.scene import Scene
 from imgen.world.spec import ObjectGroup, Relation, SceneSpec, SpecError, TextBlock, validate_text
+from imgen.world.text_regions import text_mask
 
 
 def _digest(image) -> str:
@@ -146,6 +148,39 @@ def test_text_is_placed_in_its_region_and_fits_the_image():
     assert item.region == "bottom left"
     left, top, right, bottom = item.box
     assert left >= 0 and right <= 1 and top >= 0 and bottom <= 1
+
+
+def test_the_text_mask_covers_every_drawn_letter_and_nothing_else_of_the_scene():
+    checked = 0
+    for index in range(80):
+        scene = make_example(0, index).scene
+        letters = tuple(replace(item, color="black") for item in scene.items if item.kind == "text")
+        if not letters:
+            assert not text_mask(scene, 128).any()
+            continue
+        for style in ("flat", "outline", "sketch", "pixel"):
+            alone = Scene(items=letters, background="white", style=style)
+            drawn = np.asarray(render(alone, 128)).astype(int)
+            blank = np.asarray(render(Scene(items=(), background="white", style=style), 128)).astype(int)
+            inked = np.abs(drawn - blank).max(axis=2) > 24
+            mask = text_mask(alone, 128)
+            assert inked.any() and not (inked & ~mask).any(), (index, style)
+            assert mask.mean() < 0.5
+            checked += 1
+    assert checked >= 40
+
+
+def test_the_text_mask_is_each_text_box_grown_by_its_margin_and_clipped_to_the_image():
+    from imgen.world.scene import Item
+
+    word = Item(kind="text", cx=0.5, cy=0.25, size=0.125, text="OPEN", color="black", width=0.25)
+    corner = Item(kind="text", cx=0.0, cy=1.0, size=0.125, text="A", color="black", width=0.0625)
+    star = Item(kind="star", cx=0.8, cy=0.8, size=0.2, color="red")
+    mask = text_mask(Scene(items=(word, corner, star)), 64, margin=1)
+    expected = np.zeros((64, 64), dtype=bool)
+    expected[11:21, 23:41] = True  # OPEN: x 24..40, y 12..20, one pixel more each side
+    expected[59:64, 0:3] = True  # A: x -2..2, y 60..68 around the bottom-left corner, clipped to the image
+    assert np.array_equal(mask, expected)
 
 
 def test_a_word_too_wide_for_its_corner_is_a_clear_error():

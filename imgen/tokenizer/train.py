@@ -12,6 +12,10 @@ Loss, all on the [0, 1] pixel scale and in fp32:
 
     full + coarse_weight * coarse_only,   each = L1 + MSE + edge_weight * L1(grad(out) - grad(target))
 
+With `text_weight` W > 1 (world scenes only) every term weighs the pixels of
+the scene's text blocks W times (`imgen.world.text_regions`), still divided
+by the number of pixels, so a scene without text is trained as before.
+
 L1 keeps flat colours exact, MSE is what PSNR measures, and the edge term (L1
 between finite-difference gradients) penalises blurred strokes directly: a
 blurred glyph edge costs little in L1/MSE because it covers few pixels, but its
@@ -73,6 +77,7 @@ class TokenizerTrainConfig:
     coarse_weight: float = 0.5  # lambda of the coarse-only loss
     coarse_fraction: float = 0.5  # share of each batch also decoded from the coarse grid alone
     edge_weight: float = 1.0
+    text_weight: float = 1.0  # weight of the pixels of text blocks in every loss term (world scenes only)
     log_every: int = 20
     ckpt_every_minutes: float = 5.0
     threads: int = 0  # torch threads; 0 keeps torch's default
@@ -80,7 +85,7 @@ class TokenizerTrainConfig:
     LIMITS: ClassVar[dict[str, tuple[float, float | None]]] = {
         "batch_size": (1, None), "lr": (0.0, None), "warmup_steps": (0, None), "weight_decay": (0.0, None),
         "max_steps": (0, None), "max_minutes": (0.0, None), "coarse_weight": (0.0, None),
-        "coarse_fraction": (0.0, 1.0), "edge_weight": (0.0, None), "log_every": (1, None),
+        "coarse_fraction": (0.0, 1.0), "edge_weight": (0.0, None), "text_weight": (1.0, None), "log_every": (1, None),
         "ckpt_every_minutes": (0.0, None), "threads": (0, None),
     }  # fmt: skip
 
@@ -95,6 +100,8 @@ class TokenizerTrainConfig:
             raise ConfigError(f"{self.data}: not a folder (use 'world' for the procedural world)")
         if self.decoder_blocks and not self.init:
             raise ConfigError("--decoder-blocks grows a trained tokenizer: give it with --init")
+        if self.text_weight != 1.0 and self.data != "world":
+            raise ConfigError("--text-weight needs the world's scenes, whose text blocks are known (--data world)")
         if self.decoder_only and not self.init:
             raise ConfigError("--decoder-only keeps a trained tokenizer's token ids: give it with --init")
 
@@ -144,13 +151,28 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, edge_weight: float) -> torch.Tensor:
-    """L1 + MSE + edge_weight * gradient L1, in fp32 on the [0, 1] scale."""
+def reconstruction_loss(
+    output: torch.Tensor, target: torch.Tensor, edge_weight: float, pixel_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L1 + MSE + edge_weight * gradient L1, in fp32 on the [0, 1] scale.
+
+    `pixel_weight` (B, 1, H, W) weighs each pixel's terms (a gradient takes the
+    weight of the pixel it ends on); the sum is still divided by the number of
+    terms, so weights of 1 give the plain loss.
+    """
     output, target = output.float(), target.float()
-    loss = F.l1_loss(output, target) + F.mse_loss(output, target)
+    if pixel_weight is None:
+        loss = F.l1_loss(output, target) + F.mse_loss(output, target)
+        if edge_weight:
+            (ox, oy), (tx, ty) = image_gradients(output), image_gradients(target)
+            loss = loss + edge_weight * 0.5 * (F.l1_loss(ox, tx) + F.l1_loss(oy, ty))
+        return loss
+    error = output - target
+    loss = (pixel_weight * (error.abs() + error.square())).mean()
     if edge_weight:
         (ox, oy), (tx, ty) = image_gradients(output), image_gradients(target)
-        loss = loss + edge_weight * 0.5 * (F.l1_loss(ox, tx) + F.l1_loss(oy, ty))
+        across, down = (ox - tx).abs() * pixel_weight[..., :, 1:], (oy - ty).abs() * pixel_weight[..., 1:, :]
+        loss = loss + edge_weight * 0.5 * (across.mean() + down.mean())
     return loss
 
 
@@ -261,7 +283,11 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
     guard = NonFiniteGuard()
     with StopRequest() as stop:
         while step < cfg.max_steps and not any_rank(budget.expired() or stop.requested, rank):
-            images = source.batch(range(position + shard.start, position + shard.stop))[0][order].to(rank.device)
+            positions = range(position + shard.start, position + shard.stop)
+            images = source.batch(positions)[0][order].to(rank.device)
+            pixel_weight = None
+            if cfg.text_weight != 1.0:
+                pixel_weight = 1.0 + (cfg.text_weight - 1.0) * source.text_masks(positions)[order].to(rank.device)
             position += cfg.batch_size
             target = to_unit(images)
             lr = cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr)
@@ -269,12 +295,13 @@ def _train(cfg: TokenizerTrainConfig, rank: Rank, progress: Callable[[dict], Non
                 group["lr"] = lr
             with autocast_context(rank.device):
                 full, coarse = objective(images, n_coarse)
-            loss_full = reconstruction_loss(full, target, cfg.edge_weight)
+            loss_full = reconstruction_loss(full, target, cfg.edge_weight, pixel_weight)
             loss = loss_full
             loss_coarse = torch.zeros((), device=rank.device)
             if n_coarse_all:  # a mean over this rank's coarse rows, weighted to a mean over all ranks' rows
                 if n_coarse:
-                    loss_coarse = reconstruction_loss(coarse, target[:n_coarse], cfg.edge_weight)
+                    coarse_weight = None if pixel_weight is None else pixel_weight[:n_coarse]
+                    loss_coarse = reconstruction_loss(coarse, target[:n_coarse], cfg.edge_weight, coarse_weight)
                 loss = loss + cfg.coarse_weight * loss_coarse * (n_coarse * rank.world_size / n_coarse_all)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from imgen.world.examples import render_example, render_example_restyled, style_only_caption
+from imgen.world.examples import make_example, render_example, render_example_restyled, style_only_caption
+from imgen.world.text_regions import text_mask
 
 
 class WorldStream(IterableDataset):
@@ -70,6 +71,11 @@ class WorldExamples:
             images.append(np.asarray(image, dtype=np.uint8))
             captions.append(example.caption)
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), captions
+
+    def text_masks(self, positions: range) -> torch.Tensor:
+        """bool (B, 1, H, W): where the scenes at `positions` have letters (`imgen.world.text_regions`)."""
+        masks = [text_mask(make_example(self.seed, index, self.split).scene, self.size) for index in positions]
+        return torch.from_numpy(np.stack(masks))[:, None]
 
     def style_caption(self, position: int, frame: int) -> str:
         """The scene at `position` captioned by its style alone (`imgen.world.examples.style_only_caption`)."""
