@@ -403,6 +403,16 @@ def _precision(value: str | None) -> str:
         fail(str(error))
 
 
+def _check_model_named(model: str | None) -> None:
+    """Refuse a `--model` that names no checkpoint before torch loads (`imgen.weights.check_model_named`)."""
+    from imgen.weights import WeightsError, check_model_named
+
+    try:
+        check_model_named(model)
+    except WeightsError as error:
+        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+
+
 def _load_for_edit(model: str | None, threads: int, precision: str | None):
     from imgen.api import ModelUnavailableError, load
     from imgen.checkpoints import CheckpointError
@@ -483,6 +493,7 @@ def edit_command(
         regenerate = resolve_mask(working_image(upright(source)), mask_image, resize_mask)
     except MaskError as error:
         fail(str(error))
+    _check_model_named(model)
     _prepare_output(path, overwrite)  # after the inputs are known good: a refused command leaves no folder
     from imgen.editing import edit  # torch: only once the command's arguments are known good
     from imgen.outputs import image_metadata, parameters_text
@@ -553,6 +564,7 @@ def restyle_command(
         source = load_image(reference)
     except ImageInputError as error:
         fail(str(error))
+    _check_model_named(model)
     _prepare_output(path, overwrite)  # after the input is known good: a refused command leaves no folder
     from imgen.editing import restyle  # torch: only once the command's arguments are known good
     from imgen.outputs import image_metadata, parameters_text

@@ -724,15 +724,35 @@ def resolve_model(
         return _resolve_entry(lock.checkpoints[name_or_path], download, lock)
     path = Path(name_or_path).expanduser()
     if not path.exists():
-        if isinstance(name_or_path, str) and _NAME.fullmatch(name_or_path):
-            lock.get(name_or_path)  # raises UnknownCheckpointError listing the known names
-        raise WeightsUnavailableError(f"no checkpoint at {path}: give a checkpoint folder or a name from weights.lock")
+        _refuse_missing(name_or_path, path, lock)
     folder = path.parent if path.is_file() else path
     bundled = [entry for entry in [bundled_entry(lock)] if entry is not None]
     for entry in [*bundled, *(entry for name, entry in lock.checkpoints.items() if name != DEFAULT)]:
         if _same_folder(folder, checkpoint_folder(entry)):
             return _resolve_entry(entry, False, lock)
     return _checked_folder(folder)
+
+
+def check_model_named(name_or_path: str | None, lock_path: str | os.PathLike[str] | None = None) -> None:
+    """Raise what `resolve_model` would for a `--model` that names nothing: no lock name, no such path.
+
+    Why: a command can refuse a mistyped `--model` before it imports torch
+    (seconds) without hashing any checkpoint twice; everything else (a
+    corrupt or missing file of a named checkpoint) is left to `resolve_model`.
+    """
+    if name_or_path is None or name_or_path == DEFAULT:
+        return
+    lock = read_lock(lock_path)
+    path = Path(name_or_path).expanduser()
+    if name_or_path not in lock.checkpoints and not path.exists():
+        _refuse_missing(name_or_path, path, lock)
+
+
+def _refuse_missing(name_or_path: str | os.PathLike[str], path: Path, lock: WeightsLock) -> None:
+    """Neither a lock entry nor a file: list the known names when it looks like a name, else name the path."""
+    if isinstance(name_or_path, str) and _NAME.fullmatch(name_or_path):
+        lock.get(name_or_path)  # raises UnknownCheckpointError listing the known names
+    raise WeightsUnavailableError(f"no checkpoint at {path}: give a checkpoint folder or a name from weights.lock")
 
 
 def _resolve_entry(entry: LockedCheckpoint, download: bool, lock: WeightsLock) -> Path:

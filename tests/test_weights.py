@@ -462,6 +462,21 @@ def test_unknown_name_lists_the_known_ones(published: Path):
         resolve_model("runs/does-not-exist")
 
 
+def test_a_model_that_names_nothing_is_refused_without_reading_any_checkpoint(published: Path, tmp_path: Path):
+    from imgen.weights import check_model_named
+
+    with pytest.raises(UnknownCheckpointError, match=r"unknown checkpoint 'nope'.* lists tiny"):
+        check_model_named("nope")
+    with pytest.raises(WeightsUnavailableError, match="no checkpoint at"):
+        check_model_named(str(tmp_path / "does-not-exist"))
+    folder = write_fake_checkpoint(tmp_path / "mine")
+    (folder / GENERATOR_FILE).write_bytes(b"damaged")  # named and present: what is in it is resolve_model's to say
+    for named in (None, "default", "tiny", str(folder)):
+        check_model_named(named)
+    with pytest.raises(WeightsUnavailableError):
+        resolve_model(str(folder))
+
+
 # ---------------------------------------------------------------- add and push
 
 
