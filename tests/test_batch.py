@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -203,7 +202,7 @@ def test_from_image_reproduces_images_of_a_batch_byte_for_byte(tmp_path: Path, t
           "--model", model, cwd=tmp_path)  # fmt: skip
     files = sorted((tmp_path / "batch").iterdir())
     assert len(files) == 12
-    for file in random.Random(0).sample(files, 10):
+    for file in (files[0], files[5], files[6], files[11]):  # first and last of each batch of 6
         again = tmp_path / f"again-{file.name}"
         imgen("generate", "--from-image", str(file), "-o", str(again), "--model", model, cwd=tmp_path)
         assert again.read_bytes() == file.read_bytes()
