@@ -150,7 +150,7 @@ def test_text_is_placed_in_its_region_and_fits_the_image():
     assert left >= 0 and right <= 1 and top >= 0 and bottom <= 1
 
 
-def test_the_text_mask_covers_every_drawn_letter_and_nothing_else_of_the_scene():
+def test_the_text_mask_covers_every_drawn_letter_in_every_stroke_style():
     checked = 0
     for index in range(80):
         scene = make_example(0, index).scene
