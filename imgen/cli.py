@@ -231,9 +231,6 @@ def generate(
     """
     import json
 
-    from imgen.api import ModelUnavailableError
-    from imgen.batch import PromptFileError, PromptLine, generate_batch, job_record, read_prompt_file
-    from imgen.checkpoints import CheckpointError
     from imgen.preview import TerminalPreview
     from imgen.recipe import NotAnImgenImage, recipe_from_image, request_from
 
@@ -268,6 +265,11 @@ def generate(
         fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
     if prompts_file is None and not request.prompt.strip():
         fail("the prompt is empty")
+    _check_model_named(request.model, recorded_in=from_image if model is None else None)
+    from imgen.api import ModelUnavailableError  # torch loads here, after the cheap checks
+    from imgen.batch import PromptFileError, PromptLine, generate_batch, job_record, read_prompt_file
+    from imgen.checkpoints import CheckpointError
+
     try:
         lines = read_prompt_file(prompts_file) if prompts_file is not None else [PromptLine(request.prompt)]
     except PromptFileError as error:
@@ -403,13 +405,19 @@ def _precision(value: str | None) -> str:
         fail(str(error))
 
 
-def _check_model_named(model: str | None) -> None:
-    """Refuse a `--model` that names no checkpoint before torch loads (`imgen.weights.check_model_named`)."""
+def _check_model_named(model: str | None, recorded_in: Path | None = None) -> None:
+    """Refuse a `--model` that names no checkpoint before torch loads (`imgen.weights.check_model_named`).
+
+    `recorded_in` is the PNG whose metadata gave the name (`--from-image`), so the
+    message says where the name came from and how to draw with another.
+    """
     from imgen.weights import WeightsError, check_model_named
 
     try:
         check_model_named(model)
     except WeightsError as error:
+        if recorded_in is not None:
+            fail(f"{error} ({recorded_in} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
         fail(str(error), EXIT_MODEL_UNAVAILABLE)
 
 

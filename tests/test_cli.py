@@ -315,6 +315,31 @@ def test_a_png_whose_record_has_the_wrong_types_is_refused_in_one_line(tmp_path:
     assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("*-s*.png"))
 
 
+def test_a_recorded_checkpoint_that_is_gone_is_refused_naming_the_png(tmp_path: Path):
+    from imgen.io import save_png
+
+    save_png(
+        Image.new("RGB", (8, 8)),
+        tmp_path / "old.png",
+        metadata={"prompt": "x", "seed": 1, "sampler": {}, "model": "gone-dir"},
+    )
+    result = run("generate", "--from-image", "old.png", "--no-preview", "-o", "x.png", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "old.png records it; pass --model" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_generate_refuses_a_model_that_names_nothing_without_importing_torch(tmp_path: Path):
+    script = (
+        "import sys; sys.modules['torch'] = None; from imgen.cli import main; "  # any `import torch` now fails
+        "sys.argv = ['imgen', 'generate', 'a red circle', '--model', 'nowhere', '--no-preview']; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert "nowhere" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_internal_error_exits_70_in_one_line_and_shows_its_traceback_on_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
