@@ -8,12 +8,23 @@ call has a timeout, so a hung command fails its test instead of hanging CI.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
 TIMEOUT_S = 600
+
+
+def restore_ctrl_c() -> None:
+    """`preexec_fn` for a child that a test interrupts: SIGINT back to its default before exec.
+
+    Why: a suite started in the background of a non-interactive shell inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt, so a
+    Ctrl-C test would fail for how the suite was launched, not for imgen.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

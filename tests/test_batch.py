@@ -27,7 +27,7 @@ from imgen.batch import (
 from imgen.outputs import single_output, slugify
 from imgen.recipe import Recipe, read_metadata, request_from, sampler_from_metadata
 from imgen.sampler import SamplerConfig
-from tests.cli_runner import ENV, imgen, torchrun
+from tests.cli_runner import ENV, imgen, restore_ctrl_c, torchrun
 
 
 def test_prompt_files_accept_plain_lines_comments_and_json_lines():
@@ -255,7 +255,9 @@ def test_ctrl_c_during_a_sharded_batch_exits_130_and_leaves_only_whole_images(tm
     (tmp_path / "prompts.txt").write_text("".join(f"a {c} {s}\n" for c in colours for s in shapes))
     command = [sys.executable, "-m", "imgen", "generate", "--prompts", "prompts.txt", "-n", "1000", "--threads", "2"]
     command += ["--out-dir", "out", "--model", str(tiny_checkpoint)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=restore_ctrl_c
+    )
     out = tmp_path / "out"
     deadline = time.monotonic() + 120
     while not (out.exists() and any(out.glob("*.png"))) and time.monotonic() < deadline:

@@ -16,6 +16,7 @@ import torch
 
 import imgen
 from imgen.shards import run_sharded, shard_bounds
+from tests.cli_runner import restore_ctrl_c
 
 
 def test_shard_bounds_cover_every_item_once_in_near_equal_parts():
@@ -110,7 +111,8 @@ def test_ctrl_c_while_shards_run_waits_for_them_and_then_interrupts_without_dead
                 assert sorted(finished) == [0, 4], f"call {call} was interrupted with shards {finished} done"
         print("100 interrupted calls")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-c", script]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=restore_ctrl_c)
     assert result.returncode == 0 and result.stdout.strip() == "100 interrupted calls", result.stderr[-2000:]
 
 
