@@ -9,6 +9,9 @@ reads back exactly after reconstruction among those whose original reads back.
 `text_box_psnr` is the PSNR over the pixels of those scenes' text blocks alone
 (`imgen.world.text_regions`, all text scenes pooled): a figure that moves with
 every letter's sharpness, where the read-back count moves a scene at a time.
+`text_survival_by` splits the read-back count by style, script and length
+(characters in the scene), as [survived, originals that read], to show
+where letters are lost.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import math
 import random
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,7 @@ from imgen.world.sampling import random_spec
 from imgen.world.scene import Scene
 from imgen.world.spec import SceneSpec, SpecError
 from imgen.world.text_regions import text_mask
+from imgen.world.vocab import script_of
 
 
 def reconstruct(model: VQTokenizer, image: Image.Image) -> Image.Image:
@@ -72,6 +77,14 @@ def text_reads(image: Image.Image, spec: SceneSpec) -> bool | None:
     return all(c.passed for c in checks)
 
 
+def text_groups(spec: SceneSpec) -> dict[str, str]:
+    """The groups a text scene's read-back is tallied under: its style, its script(s), its length."""
+    scripts = sorted({script_of(block.text) for block in spec.texts})
+    characters = sum(len(block.text.replace(" ", "")) for block in spec.texts)
+    length = "1-3" if characters <= 3 else "4-6" if characters <= 6 else "7+"
+    return {"style": spec.style, "script": "+".join(scripts), "characters": length}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", type=Path, default=BUNDLED / TOKENIZER_FILE)
@@ -85,6 +98,7 @@ def main() -> None:
 
     original_reads = survived = unmeasured = 0
     box_error = box_pixels = 0.0
+    by: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     size = model.config.image_size
     for image, spec, scene in text_scenes(args.text_scenes, args.seed, size):
         rebuilt = reconstruct(model, image)
@@ -98,7 +112,11 @@ def main() -> None:
             continue
         if before:
             original_reads += 1
-            survived += bool(text_reads(rebuilt, spec))
+            reads = bool(text_reads(rebuilt, spec))
+            survived += reads
+            for kind, group in text_groups(spec).items():
+                by[kind][group][0] += reads
+                by[kind][group][1] += 1
     text_box_psnr = -10 * math.log10(max(box_error / box_pixels, 1e-10))
 
     image, _ = render_example(args.seed, 0, "heldout", size=size)
@@ -118,6 +136,7 @@ def main() -> None:
         "text_survival_rate": round(survived / original_reads, 4) if original_reads else None,
         "text_unmeasured": unmeasured,
         "text_box_psnr": round(text_box_psnr, 3),
+        "text_survival_by": {kind: dict(sorted(groups.items())) for kind, groups in sorted(by.items())},
         "encode_decode_ms_batch1": round(milliseconds, 2),
         "threads": torch.get_num_threads(),
     }
@@ -127,6 +146,9 @@ def main() -> None:
         f"text survives {survived}/{original_reads} (text boxes {text_box_psnr:.2f} dB); "
         f"encode+decode {milliseconds:.1f} ms -> {path}"
     )
+    for kind, groups in sorted(by.items()):
+        counts = ", ".join(f"{group} {kept}/{total}" for group, (kept, total) in sorted(groups.items()))
+        print(f"  text by {kind}: {counts}")
 
 
 if __name__ == "__main__":
