@@ -1,10 +1,12 @@
-"""Helpers shared by the benchmarks: machine description and result files."""
+"""Helpers shared by the benchmarks: machine description, result files, standard errors."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -39,3 +41,8 @@ def write_result(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of `values` (at least two): the ± of a paired difference."""
+    return statistics.stdev(values) / math.sqrt(len(values))

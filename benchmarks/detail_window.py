@@ -22,7 +22,6 @@ paired per image.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from dataclasses import replace
@@ -30,7 +29,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import write_result
+from benchmarks.common import standard_error, write_result
 from imgen.api import load
 from imgen.eval.prompts import suite
 from imgen.sampler import SamplerConfig, coarse_phase, detail_phase_of, make_generators
@@ -81,7 +80,7 @@ def main() -> None:
         result[str(window)] = {
             "nll_per_token": round(statistics.fmean(scores[window]), 4),
             f"minus_w{windows[0]}": round(statistics.fmean(gaps), 4),
-            "standard_error": round(statistics.stdev(gaps) / math.sqrt(len(gaps)), 4) if len(gaps) > 1 else 0.0,
+            "standard_error": round(standard_error(gaps), 4) if len(gaps) > 1 else 0.0,
         }
     seconds = time.perf_counter() - start
     path = write_result(

@@ -40,7 +40,6 @@ Differences are paired per scene; the standard error is of those differences.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import statistics
 import time
@@ -48,7 +47,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import write_result
+from benchmarks.common import standard_error, write_result
 from benchmarks.detail_window import detail_nll
 from imgen.api import Pipeline, load
 from imgen.generator_train import add_box_masks, draw_coarse_mask, object_cells
@@ -143,7 +142,7 @@ def main() -> None:
                 pairs = zip(mine, losses[0], strict=True)
                 gaps = [a - b[column] for a, b in pairs if a is not None and b[column] is not None]
                 entry[f"{part}_minus_first"] = round(statistics.fmean(gaps), 4)
-                entry[f"{part}_standard_error"] = round(statistics.stdev(gaps) / math.sqrt(len(gaps)), 4)
+                entry[f"{part}_standard_error"] = round(standard_error(gaps), 4)
         result[name] = entry
     seconds = time.perf_counter() - start
     name = "generator_loss" if args.masks == "schedule" else f"generator_loss_{args.masks}"

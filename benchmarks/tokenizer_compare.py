@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import write_result
+from benchmarks.common import standard_error, write_result
 from benchmarks.tokenizer_quality import reconstruct, text_reads, text_scenes
 from imgen.api import BUNDLED, TOKENIZER_FILE
 from imgen.checkpoints import load_tokenizer
@@ -45,7 +45,7 @@ def psnr_db(rebuilt: Image.Image, original: Image.Image, mask: np.ndarray | None
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+    return statistics.fmean(values), standard_error(values)
 
 
 def milliseconds(models: list[VQTokenizer], image: Image.Image, rounds: int = 10) -> list[float]:

@@ -265,7 +265,8 @@ def generate(
         fail("no prompt: give one, or --prompts FILE, or --from-image PNG")
     if prompts_file is None and not request.prompt.strip():
         fail("the prompt is empty")
-    _check_model_named(request.model, recorded_in=from_image if model is None else None)
+    recorded_in = from_image if model is None and request.model is not None else None  # the PNG named the model
+    _check_model_named(request.model, recorded_in)
     from imgen.api import ModelUnavailableError  # torch loads here, after the cheap checks
     from imgen.batch import PromptFileError, PromptLine, generate_batch, job_record, read_prompt_file
     from imgen.checkpoints import CheckpointError
@@ -310,9 +311,7 @@ def generate(
             draw if wants_preview else None,  # no decoded previews nobody sees
         )  # fmt: skip
     except (ModelUnavailableError, CheckpointError) as error:
-        if model is None and request.model is not None:  # the name came from --from-image's record
-            fail(f"{error} ({from_image} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
-        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+        _fail_model_unavailable(error, recorded_in)
     except PromptFileError as error:
         fail(str(error))
     failures = sum(r.status == "failed" for r in results)
@@ -406,19 +405,24 @@ def _precision(value: str | None) -> str:
 
 
 def _check_model_named(model: str | None, recorded_in: Path | None = None) -> None:
-    """Refuse a `--model` that names no checkpoint before torch loads (`imgen.weights.check_model_named`).
-
-    `recorded_in` is the PNG whose metadata gave the name (`--from-image`), so the
-    message says where the name came from and how to draw with another.
-    """
+    """Refuse a `--model` that names no checkpoint before torch loads (`imgen.weights.check_model_named`)."""
     from imgen.weights import WeightsError, check_model_named
 
     try:
         check_model_named(model)
     except WeightsError as error:
-        if recorded_in is not None:
-            fail(f"{error} ({recorded_in} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
-        fail(str(error), EXIT_MODEL_UNAVAILABLE)
+        _fail_model_unavailable(error, recorded_in)
+
+
+def _fail_model_unavailable(error: Exception, recorded_in: Path | None = None) -> NoReturn:
+    """Exit 3 with `error`; `recorded_in` is the PNG whose metadata named the model (`--from-image`).
+
+    Why: a user who never typed `--model` needs to hear where the name came
+    from and how to draw with another checkpoint.
+    """
+    if recorded_in is not None:
+        fail(f"{error} ({recorded_in} records it; pass --model to draw with another)", EXIT_MODEL_UNAVAILABLE)
+    fail(str(error), EXIT_MODEL_UNAVAILABLE)
 
 
 def _load_for_edit(model: str | None, threads: int, precision: str | None):
